@@ -1,0 +1,210 @@
+"""Finding every ReLU-family activation *call* of a model, and acting on its output.
+
+PruneGrad's neurons are the scalar outputs of ReLU-family activations (spec section 1). Module
+hooks alone miss functional calls (``F.relu``, ``torch.relu``, ``Tensor.relu``), break on
+in-place ReLU and see a reused ``nn.ReLU`` module as one layer. Here the activation *functions*
+are intercepted for the duration of a ``with`` block with a
+:class:`torch.overrides.TorchFunctionMode`, so every call is caught, whatever wrote it:
+
+* ``nn.ReLU`` / ``F.relu`` / ``F.relu_`` / ``torch.relu`` / ``torch.relu_`` / ``Tensor.relu(_)``
+* ``nn.ReLU6`` (which calls ``F.hardtanh(x, 0, 6)``) / ``F.relu6`` / ``F.hardtanh`` with ``min_val=0``
+
+Each call is one *site*, numbered in call order; a module called three times gives three sites.
+While intercepted, an activation is computed out of place and handed to a *handler*
+``handler(site, output) -> output`` that may record or mask it. An in-place call then writes the
+handler's result back into its input, so code that relies on the in-place side effect still sees
+it, and the value the handler saw is never modified afterwards (its gradient stays exact).
+
+A second, scoped set of forward hooks keeps a stack of the modules being run, only to give each
+site a readable name such as ``layer1.0.relu`` or ``layer1.0.relu#2`` (second call of the module).
+Everything registered is removed when the block ends, even when it raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+__all__ = ["ActivationSite", "NoActivationError", "count_activation_sites", "intercept_activations"]
+
+
+class NoActivationError(ValueError):
+    """Raised when a model has no ReLU-family activation, so PruneGrad has no neurons to prune."""
+
+
+@dataclass(frozen=True)
+class ActivationSite:
+    """One call of a ReLU-family activation during a forward pass.
+
+    Attributes
+    ----------
+    index : position of the call in the forward pass (0, 1, ...).
+    name : the module path that made the call, ``#k`` for the k-th call of the same path,
+        ``/relu`` appended when a non-activation module called the function directly.
+    kind : ``"relu"`` or ``"relu6"``.
+    shape : the per-sample shape of the output, e.g. ``(64, 7, 7)``.
+    """
+
+    index: int
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+
+    @property
+    def numel(self) -> int:
+        """Number of neurons (scalar outputs) per sample at this site."""
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+# The activation functions we intercept: func -> (kind, in_place).
+_RELU_FUNCS: dict[Callable, tuple[str, bool]] = {
+    F.relu: ("relu", False),  # in-place when inplace=True is passed
+    torch.relu: ("relu", False),
+    torch.relu_: ("relu", True),
+    torch.Tensor.relu: ("relu", False),
+    torch.Tensor.relu_: ("relu", True),
+    F.relu6: ("relu6", False),
+    F.hardtanh: ("relu6", False),  # only with min_val=0, max_val=6 (what nn.ReLU6 calls)
+    F.hardtanh_: ("relu6", True),
+}
+if hasattr(F, "relu_"):  # F.relu_ is torch.relu_ in current releases, kept for older ones
+    _RELU_FUNCS.setdefault(F.relu_, ("relu", True))
+
+_ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
+
+
+def _parse_call(func: Callable, args: tuple, kwargs: dict) -> tuple[str, Tensor, bool] | None:
+    """Return ``(kind, input, in_place)`` when ``func(*args, **kwargs)`` is a ReLU-family call."""
+    entry = _RELU_FUNCS.get(func)
+    if entry is None or not args or not isinstance(args[0], Tensor):
+        return None
+    kind, in_place = entry
+    x = args[0]
+    if func is F.relu or func is F.relu6:
+        in_place = bool(args[1] if len(args) > 1 else kwargs.get("inplace", False))
+    elif func in (F.hardtanh, F.hardtanh_):
+        names = ("min_val", "max_val", "inplace")
+        defaults = (-1.0, 1.0, False)
+        values = [
+            args[i + 1] if len(args) > i + 1 else kwargs.get(n, d)
+            for i, (n, d) in enumerate(zip(names, defaults))
+        ]
+        if float(values[0]) != 0.0 or float(values[1]) != 6.0:
+            return None  # a hardtanh that is not ReLU6 is not a ReLU-family activation
+        in_place = in_place or bool(values[2])
+    if not x.is_floating_point():
+        return None
+    return kind, x, in_place
+
+
+def _activate(kind: str, x: Tensor) -> Tensor:
+    return torch.relu(x) if kind == "relu" else F.relu6(x)
+
+
+Handler = Callable[[ActivationSite, Tensor], Tensor]
+
+
+class _Interceptor(TorchFunctionMode):
+    """Routes every ReLU-family call to ``handler`` and numbers the calls."""
+
+    def __init__(self, handler: Handler, module_stack: list[str]) -> None:
+        super().__init__()
+        self.handler = handler
+        self.module_stack = module_stack
+        self.sites: list[ActivationSite] = []
+        self._name_counts: dict[str, int] = {}
+
+    def _site_name(self) -> str:
+        base = self.module_stack[-1] if self.module_stack else "<model>/relu"
+        count = self._name_counts.get(base, 0) + 1
+        self._name_counts[base] = count
+        return base if count == 1 else f"{base}#{count}"
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        parsed = _parse_call(func, args, kwargs)
+        if parsed is None:
+            return func(*args, **kwargs)
+        kind, x, in_place = parsed
+        out = _activate(kind, x)  # (N, ...) out of place, so the handler's tensor stays intact
+        site = ActivationSite(len(self.sites), self._site_name(), kind, tuple(out.shape[1:]))
+        self.sites.append(site)
+        out = self.handler(site, out)
+        if in_place and not (x.is_leaf and x.requires_grad):
+            return x.copy_(out)  # keep the in-place side effect the model may rely on
+        return out
+
+
+def _name_hooks(model: nn.Module, stack: list[str]) -> list:
+    """Forward hooks that keep ``stack`` equal to the path of the module now running."""
+    handles = []
+    for path, module in model.named_modules():
+        is_act = isinstance(module, _ACTIVATION_MODULES)
+        label = (path or "<model>") if is_act else f"{path or '<model>'}/relu"
+
+        def pre(mod, inputs, _label=label):
+            stack.append(_label)
+
+        def post(mod, inputs, output, _label=label):
+            if stack and stack[-1] == _label:
+                stack.pop()
+
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post, always_call=True))
+    return handles
+
+
+@contextlib.contextmanager
+def intercept_activations(
+    model: nn.Module, handler: Handler | None = None, *, names: bool = True
+) -> Iterator[list[ActivationSite]]:
+    """Run ``model`` inside the block with every ReLU-family activation call routed to ``handler``.
+
+    Yields the list of :class:`ActivationSite` that fills up, in call order, as the model runs.
+    ``handler(site, output)`` returns the tensor passed on (default: ``output`` unchanged).
+    ``names=False`` skips the naming hooks (sites are then called ``site3`` and so on) for speed.
+    Nothing stays registered after the block, even when it raised.
+
+    Example
+    -------
+    >>> with intercept_activations(model) as sites:
+    ...     model(x)
+    >>> [s.name for s in sites]
+    """
+    handler = handler or (lambda site, out: out)
+    stack: list[str] = []
+    handles = _name_hooks(model, stack) if names else []
+    mode = _Interceptor(handler, stack)
+    if not names:
+        mode._site_name = lambda: f"site{len(mode.sites)}"  # type: ignore[method-assign]
+    try:
+        with mode:
+            yield mode.sites
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def count_activation_sites(model: nn.Module, inputs: Tensor) -> list[ActivationSite]:
+    """The activation sites one forward pass of ``inputs`` meets (no gradient is computed).
+
+    Raises :class:`NoActivationError` when there are none.
+    """
+    with torch.no_grad(), intercept_activations(model) as sites:
+        model(inputs)
+    if not sites:
+        raise NoActivationError(
+            f"{type(model).__name__} calls no ReLU-family activation (ReLU, ReLU6; module or "
+            "functional) in its forward pass, so PruneGrad has no neurons to score and prune. "
+            "PruneGrad is defined for ReLU networks; use a plain gradient method for this model."
+        )
+    return sites

@@ -1,0 +1,209 @@
+"""What every attribution method shares: the interface, input checks, targets and model safety.
+
+Every method is used the same way (Captum-style)::
+
+    method = SomeMethod(model, **options)
+    maps = method.attribute(inputs, target=None)   # same shape as inputs
+
+``target`` is ``None`` (the class the model predicts), an ``int`` (one class for the whole
+batch) or one class per sample (a list or a 1-D tensor). Scores are pre-softmax logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from prunegrad_lite.device import model_device
+
+__all__ = [
+    "Attribution",
+    "TargetLike",
+    "check_inputs",
+    "check_model",
+    "input_gradient",
+    "preserve_model_state",
+    "resolve_target",
+    "target_scores",
+]
+
+TargetLike = int | Sequence[int] | Tensor | None
+
+
+def check_model(model: nn.Module) -> None:
+    """Refuse what the methods cannot explain faithfully: non-modules and models in train mode.
+
+    In train mode BatchNorm mixes the samples of a batch (one image's map would depend on the
+    others) and updates its running statistics (the call would change the model), and Dropout
+    makes every map random. We refuse rather than silently switch modes: call ``model.eval()``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if model.training:
+        raise ValueError(
+            f"{type(model).__name__} is in training mode: BatchNorm would mix the samples of the "
+            "batch and update its running statistics, and Dropout would make maps random. "
+            "Call model.eval() before explaining it."
+        )
+
+
+def _first_layer_channels(model: nn.Module) -> int | None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return module.in_channels
+        if isinstance(module, nn.Linear):
+            return None  # a fully connected first layer: the feature count is checked by torch
+    return None
+
+
+def check_inputs(model: nn.Module, inputs: Tensor) -> Tensor:
+    """Check a batch of inputs and return it, detached, on the model's device.
+
+    Raises a ``TypeError`` for a non-tensor or a non-floating dtype and a ``ValueError`` for a
+    missing batch dimension, a channel count the first convolution does not take, an empty batch
+    or NaN/inf values.
+    """
+    if not isinstance(inputs, Tensor):
+        raise TypeError(
+            f"inputs must be a torch.Tensor of shape (N, C, H, W) or (N, features), "
+            f"got {type(inputs).__name__}"
+        )
+    if not inputs.is_floating_point():
+        raise TypeError(
+            f"inputs must be floating point (normalised images), got dtype {inputs.dtype}; "
+            "convert with inputs.float() and normalise as the model expects"
+        )
+    channels = _first_layer_channels(model)
+    if inputs.ndim < 2 or (channels is not None and inputs.ndim == 3 and inputs.shape[0] == channels):
+        raise ValueError(
+            f"inputs of shape {tuple(inputs.shape)} have no batch dimension: pass a batch "
+            "(N, C, H, W); for one image use inputs.unsqueeze(0)"
+        )
+    if inputs.shape[0] == 0:
+        raise ValueError("inputs is an empty batch (N = 0): pass at least one sample")
+    if channels is not None and inputs.ndim >= 3 and inputs.shape[1] != channels:
+        raise ValueError(
+            f"inputs have {inputs.shape[1]} channels (shape {tuple(inputs.shape)}) but the "
+            f"model's first convolution takes {channels}: pass (N, {channels}, H, W)"
+        )
+    if not torch.isfinite(inputs).all():
+        raise ValueError("inputs contain NaN or infinite values: clean or re-normalise them")
+    return inputs.detach().to(model_device(model))
+
+
+def resolve_target(target: TargetLike, logits: Tensor) -> Tensor:
+    """Turn ``target`` into a long tensor of shape (N,) on the logits' device.
+
+    ``None`` picks the predicted class (argmax of ``logits``, shape (N, K)).
+    """
+    n, k = logits.shape[0], logits.shape[-1]
+    if target is None:
+        return logits.detach().argmax(dim=-1)
+    if isinstance(target, bool):
+        raise TypeError("target must be an int, a sequence of ints or a tensor, not a bool")
+    if isinstance(target, int):
+        t = torch.full((n,), target, dtype=torch.long, device=logits.device)
+    else:
+        t = torch.as_tensor(target, device=logits.device)
+        if t.is_floating_point() or t.dtype == torch.bool:
+            raise TypeError(f"target must hold integer class indices, got dtype {t.dtype}")
+        t = t.long().reshape(-1) if t.ndim == 0 else t.long()
+        if t.ndim != 1:
+            raise ValueError(f"target must be 1-D (one class per sample), got shape {tuple(t.shape)}")
+        if t.numel() == 1 and n > 1:
+            t = t.expand(n)
+        if t.numel() != n:
+            raise ValueError(
+                f"target has {t.numel()} entries but the batch has {n} samples: "
+                "give one class per sample, a single int, or None for the predicted class"
+            )
+    if (t < 0).any() or (t >= k).any():
+        bad = t[(t < 0) | (t >= k)][0].item()
+        raise ValueError(f"target class {bad} is out of range: the model has {k} classes (0..{k - 1})")
+    return t
+
+
+def target_scores(logits: Tensor, target: Tensor) -> Tensor:
+    """S_c for each sample: ``logits[n, target[n]]``, shape (N,)."""
+    return logits.gather(-1, target.view(-1, 1)).squeeze(-1)
+
+
+@contextlib.contextmanager
+def preserve_model_state(model: nn.Module) -> Iterator[None]:
+    """Restore train/eval flags, ``requires_grad``, ``inplace`` flags and ``.grad`` on exit.
+
+    The methods do not change these on purpose; this is the safety net that makes the promise
+    "the caller's model is left exactly as it was" hold even when a call raises halfway.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    inplace = [(m, m.inplace) for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)]
+    params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        for m, flag in inplace:
+            m.inplace = flag
+        for p, requires_grad, grad in params:
+            p.requires_grad_(requires_grad)
+            p.grad = grad
+
+
+def input_gradient(
+    model: nn.Module, inputs: Tensor, target: Tensor, *, create_graph: bool = False
+) -> tuple[Tensor, Tensor]:
+    """``dS_target / d inputs`` and the logits, in one forward and one backward pass.
+
+    ``inputs`` (N, ...) is not modified; the gradient has its shape. Works inside
+    ``torch.no_grad()``. Model parameters receive no ``.grad``.
+    """
+    with torch.enable_grad():
+        x = inputs.detach().requires_grad_(True)
+        logits = model(x)  # (N, K)
+        (grad,) = torch.autograd.grad(target_scores(logits, target).sum(), x, create_graph=create_graph)
+    return grad, logits.detach()
+
+
+class Attribution:
+    """Base class of every attribution method: ``Method(model, **options).attribute(x, target)``.
+
+    Subclasses implement :meth:`_attribute` on checked inputs (on the model's device) with a
+    resolved target; the base class does the checks, keeps the model's state, moves the result
+    back to the inputs' device and works inside ``torch.no_grad()``.
+    """
+
+    #: short name used in the method registry and in figure titles
+    name: str = "attribution"
+
+    def __init__(self, model: nn.Module) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+
+    def attribute(self, inputs: Tensor, target: TargetLike = None) -> Tensor:
+        """Attribution map of ``target`` for each sample, shaped like ``inputs`` (N, C, H, W)."""
+        check_model(self.model)
+        x = check_inputs(self.model, inputs)
+        with preserve_model_state(self.model), torch.enable_grad():
+            result = self._attribute(x, target)
+        return result.detach().to(inputs.device)
+
+    def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def _predict(self, inputs: Tensor, target: TargetLike) -> tuple[Tensor, Tensor]:
+        """Logits (N, K) of the unchanged model without gradient, and the resolved target (N,)."""
+        with torch.no_grad():
+            logits = self.model(inputs)
+        return logits, resolve_target(target, logits)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self._options().items())
+        return f"{type(self).__name__}({opts})"
+
+    def _options(self) -> dict:
+        return {}
