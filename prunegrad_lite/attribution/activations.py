@@ -123,6 +123,12 @@ class _Interceptor(TorchFunctionMode):
         self.sites: list[ActivationSite] = []
         self._name_counts: dict[str, int] = {}
 
+    def new_pass(self) -> None:
+        """A new top-level forward pass: number its calls from 0 again."""
+        self.sites.clear()
+        self._name_counts.clear()
+        self.module_stack.clear()
+
     def _site_name(self) -> str:
         base = self.module_stack[-1] if self.module_stack else "<model>/relu"
         count = self._name_counts.get(base, 0) + 1
@@ -169,7 +175,10 @@ def intercept_activations(
 ) -> Iterator[list[ActivationSite]]:
     """Run ``model`` inside the block with every ReLU-family activation call routed to ``handler``.
 
-    Yields the list of :class:`ActivationSite` that fills up, in call order, as the model runs.
+    Yields the list of :class:`ActivationSite` that fills up, in call order, as the model runs;
+    each top-level call of ``model`` numbers its activation calls from 0 again, so the list
+    holds the sites of the latest forward pass and several passes (chunks of a batch) see the
+    same site indices.
     ``handler(site, output)`` returns the tensor passed on (default: ``output`` unchanged).
     ``names=False`` skips the naming hooks (sites are then called ``site3`` and so on) for speed.
     Nothing stays registered after the block, even when it raised.
@@ -182,10 +191,12 @@ def intercept_activations(
     """
     handler = handler or (lambda site, out: out)
     stack: list[str] = []
-    handles = _name_hooks(model, stack) if names else []
     mode = _Interceptor(handler, stack)
     if not names:
         mode._site_name = lambda: f"site{len(mode.sites)}"  # type: ignore[method-assign]
+    handles = [model.register_forward_pre_hook(lambda mod, inputs: mode.new_pass())]
+    if names:
+        handles += _name_hooks(model, stack)
     try:
         with mode:
             yield mode.sites

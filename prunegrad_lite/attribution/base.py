@@ -77,7 +77,9 @@ def check_inputs(model: nn.Module, inputs: Tensor) -> Tensor:
             "convert with inputs.float() and normalise as the model expects"
         )
     channels = _first_layer_channels(model)
-    if inputs.ndim < 2 or (channels is not None and inputs.ndim == 3 and inputs.shape[0] == channels):
+    if inputs.ndim < 2 or (
+        channels is not None and inputs.ndim == 3 and inputs.shape[0] == channels
+    ):
         raise ValueError(
             f"inputs of shape {tuple(inputs.shape)} have no batch dimension: pass a batch "
             "(N, C, H, W); for one image use inputs.unsqueeze(0)"
@@ -112,7 +114,9 @@ def resolve_target(target: TargetLike, logits: Tensor) -> Tensor:
             raise TypeError(f"target must hold integer class indices, got dtype {t.dtype}")
         t = t.long().reshape(-1) if t.ndim == 0 else t.long()
         if t.ndim != 1:
-            raise ValueError(f"target must be 1-D (one class per sample), got shape {tuple(t.shape)}")
+            raise ValueError(
+                f"target must be 1-D (one class per sample), got shape {tuple(t.shape)}"
+            )
         if t.numel() == 1 and n > 1:
             t = t.expand(n)
         if t.numel() != n:
@@ -122,7 +126,9 @@ def resolve_target(target: TargetLike, logits: Tensor) -> Tensor:
             )
     if (t < 0).any() or (t >= k).any():
         bad = t[(t < 0) | (t >= k)][0].item()
-        raise ValueError(f"target class {bad} is out of range: the model has {k} classes (0..{k - 1})")
+        raise ValueError(
+            f"target class {bad} is out of range: the model has {k} classes (0..{k - 1})"
+        )
     return t
 
 
@@ -139,7 +145,9 @@ def preserve_model_state(model: nn.Module) -> Iterator[None]:
     "the caller's model is left exactly as it was" hold even when a call raises halfway.
     """
     modes = [(m, m.training) for m in model.modules()]
-    inplace = [(m, m.inplace) for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)]
+    inplace = [
+        (m, m.inplace) for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)
+    ]
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     try:
         yield
@@ -164,7 +172,9 @@ def input_gradient(
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)
         logits = model(x)  # (N, K)
-        (grad,) = torch.autograd.grad(target_scores(logits, target).sum(), x, create_graph=create_graph)
+        (grad,) = torch.autograd.grad(
+            target_scores(logits, target).sum(), x, create_graph=create_graph
+        )
     return grad, logits.detach()
 
 

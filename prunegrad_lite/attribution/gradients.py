@@ -123,7 +123,9 @@ def smoothgrad(
     sigma = noise_level * (flat.max(1).values - flat.min(1).values)  # (N,)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     eps = torch.randn((samples, *inputs.shape), generator=generator, device=gen_device)
-    eps = eps.to(device=inputs.device, dtype=inputs.dtype) * sigma.view(1, -1, *([1] * (inputs.ndim - 1)))
+    eps = eps.to(device=inputs.device, dtype=inputs.dtype) * sigma.view(
+        1, -1, *([1] * (inputs.ndim - 1))
+    )
     points = inputs.unsqueeze(0) + eps  # (samples, N, ...)
     weights = torch.full((samples,), 1.0 / samples, dtype=inputs.dtype, device=inputs.device)
     return _expanded_mean_gradient(
@@ -191,7 +193,11 @@ class IntegratedGradients(Attribution):
     def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
         _, t = self._predict(inputs, target)
         return integrated_gradients(
-            self.model, inputs, t, steps=self.steps, baseline=self.baseline,
+            self.model,
+            inputs,
+            t,
+            steps=self.steps,
+            baseline=self.baseline,
             internal_batch_size=self.internal_batch_size,
         )
 
@@ -232,6 +238,12 @@ class SmoothGrad(Attribution):
         _, t = self._predict(inputs, target)
         gen = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
         return smoothgrad(
-            self.model, inputs, t, samples=self.samples, noise_level=self.noise_level,
-            squared=self.squared, generator=gen, internal_batch_size=self.internal_batch_size,
+            self.model,
+            inputs,
+            t,
+            samples=self.samples,
+            noise_level=self.noise_level,
+            squared=self.squared,
+            generator=gen,
+            internal_batch_size=self.internal_batch_size,
         )

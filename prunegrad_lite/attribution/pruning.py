@@ -1,0 +1,338 @@
+"""PruneGrad's steps 1 and 2: neuron importance scores and input-specific pruning masks.
+
+Step 1 (:func:`neuron_scores`) scores every neuron, i.e. every scalar output of every ReLU-family
+activation call, for one target logit S_c:
+
+* ``"taylor"`` (PruneGrad): ``|a * dS_c/da|``, one forward and one backward pass;
+* ``"integrated_gradients"`` (PruneInt): ``|a * mean_alpha dS_c/da (alpha a)|`` with
+  ``alpha in {0, 0.1, ..., 1}``, site by site (the site's output is scaled, the rest is not);
+* ``"random"`` (the control): i.i.d. uniform scores from a seeded generator.
+
+Step 2 (:func:`masks_from_scores`) prunes, for each sample separately, every neuron whose score is
+``<= thr``, with ``thr`` the ``100 * sparsity`` percentile of that sample's scores (linear
+interpolation, as numpy's default), over all sites at once (``"global"``, the default) or within
+each site (``"layer"``). The percentile is a selection (two ``kthvalue`` calls per sample row),
+not a sort. :func:`apply_masks` then runs the model with the masks multiplied into the activations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from prunegrad_lite.attribution.activations import (
+    ActivationSite,
+    NoActivationError,
+    intercept_activations,
+)
+from prunegrad_lite.attribution.base import TargetLike, resolve_target, target_scores
+
+__all__ = [
+    "SCORINGS",
+    "THRESHOLDS",
+    "NeuronScores",
+    "PruningMasks",
+    "apply_masks",
+    "check_sparsity",
+    "masks_from_scores",
+    "neuron_scores",
+    "percentile_threshold",
+]
+
+SCORINGS = ("taylor", "integrated_gradients", "random")
+THRESHOLDS = ("global", "layer")
+
+
+@dataclass
+class NeuronScores:
+    """Importance scores of every neuron, per activation site.
+
+    ``scores[l]`` has shape ``(N, *sites[l].shape)``; ``logits`` (N, K) are the unpruned
+    network's and ``target`` (N,) the explained classes.
+    """
+
+    sites: list[ActivationSite]
+    scores: list[Tensor]
+    logits: Tensor
+    target: Tensor
+    scoring: str
+
+    def flat(self) -> Tensor:
+        """All scores of each sample in one row, (N, M) with M the neurons per sample."""
+        return torch.cat([s.flatten(1) for s in self.scores], dim=1)
+
+
+@dataclass
+class PruningMasks:
+    """Boolean keep-masks per activation site (True = kept), fixed for one batch of inputs.
+
+    ``masks[l]`` has shape ``(N, *site.shape)``; ``thresholds`` is (N,) for the global threshold
+    and (N, L) for per-layer thresholds.
+    """
+
+    masks: list[Tensor]
+    thresholds: Tensor
+    sparsity: float
+    threshold: str
+
+    @property
+    def kept_per_site(self) -> Tensor:
+        """Fraction of each site's neurons kept, per sample: (N, L)."""
+        return torch.stack([m.flatten(1).float().mean(1) for m in self.masks], dim=1)
+
+    @property
+    def kept_fraction(self) -> Tensor:
+        """Fraction of all neurons kept, per sample (N,): the *effective* 1 - sparsity."""
+        kept = sum(m.flatten(1).sum(1) for m in self.masks)
+        total = sum(m[0].numel() for m in self.masks)
+        return kept.float() / total
+
+    @classmethod
+    def keep_all(
+        cls, sites: Sequence[ActivationSite], n: int, device: torch.device
+    ) -> PruningMasks:
+        """Masks that keep every neuron (the unpruned network)."""
+        masks = [torch.ones((n, *s.shape), dtype=torch.bool, device=device) for s in sites]
+        return cls(masks, torch.full((n,), float("-inf"), dtype=torch.float64), 0.0, "global")
+
+
+def check_sparsity(sparsity: float) -> float:
+    """Return ``sparsity`` as a float after checking it lies in [0, 1)."""
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+        raise TypeError(f"sparsity must be a number in [0, 1), got {type(sparsity).__name__}")
+    if not 0.0 <= float(sparsity) < 1.0:
+        raise ValueError(
+            f"sparsity must be in [0, 1) (the fraction of neurons pruned), got {sparsity}; "
+            "e.g. 0.9 prunes 90% of the neurons"
+        )
+    return float(sparsity)
+
+
+def percentile_threshold(values: Tensor, sparsity: float) -> Tensor:
+    """Per-row ``100 * sparsity`` percentile with linear interpolation (numpy's default).
+
+    ``values`` (N, M) -> (N,) in float64. Uses ``kthvalue`` (a selection), not a full sort.
+    """
+    m = values.shape[1]
+    pos = sparsity * (m - 1)
+    lo = int(pos)
+    frac = pos - lo
+    v_lo = values.kthvalue(lo + 1, dim=1).values.double()
+    if frac == 0.0 or lo + 1 >= m:
+        return v_lo
+    v_hi = values.kthvalue(lo + 2, dim=1).values.double()
+    return v_lo + (v_hi - v_lo) * frac
+
+
+def masks_from_scores(
+    scores: NeuronScores | Sequence[Tensor], sparsity: float, threshold: str = "global"
+) -> PruningMasks:
+    """Step 2: keep the neurons with ``score > percentile(scores, 100 * sparsity)``, per sample.
+
+    ``threshold="global"`` uses one percentile over all sites of a sample (the method's default);
+    ``"layer"`` one percentile within each site. ``sparsity = 0`` keeps every neuron, so the
+    pruned network is the original one and PruneGrad is the plain gradient.
+
+    Example
+    -------
+    >>> s = neuron_scores(model, x)
+    >>> pm = masks_from_scores(s, 0.9)
+    >>> pm.kept_fraction          # ~0.1 per sample (less when many scores tie)
+    """
+    sparsity = check_sparsity(sparsity)
+    if threshold not in THRESHOLDS:
+        raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
+    score_list = list(scores.scores if isinstance(scores, NeuronScores) else scores)
+    if not score_list:
+        raise NoActivationError("no activation sites, so there is nothing to prune")
+    n = score_list[0].shape[0]
+    if sparsity == 0.0:
+        masks = [torch.ones_like(s, dtype=torch.bool) for s in score_list]
+        thr = torch.full((n,) if threshold == "global" else (n, len(score_list)), float("-inf"))
+        return PruningMasks(masks, thr.double(), 0.0, threshold)
+    if threshold == "global":
+        flat = torch.cat([s.flatten(1) for s in score_list], dim=1)  # (N, M)
+        thr = percentile_threshold(flat, sparsity)  # (N,)
+        masks = [s > thr.view(-1, *([1] * (s.ndim - 1))) for s in score_list]
+        return PruningMasks(masks, thr.cpu(), sparsity, threshold)
+    thrs, masks = [], []
+    for s in score_list:  # a loop over layers; every sample of the batch at once
+        t = percentile_threshold(s.flatten(1), sparsity)
+        thrs.append(t)
+        masks.append(s > t.view(-1, *([1] * (s.ndim - 1))))
+    return PruningMasks(masks, torch.stack(thrs, dim=1).cpu(), sparsity, threshold)
+
+
+@contextlib.contextmanager
+def apply_masks(model: nn.Module, masks: PruningMasks | Sequence[Tensor]) -> Iterator[None]:
+    """Run ``model`` inside the block as the pruned network: activation ``l`` becomes ``a * m_l``.
+
+    The masks are constants (no gradient flows into them). A batch that is a multiple of the
+    masks' batch, laid out ``index = k * N + n`` (IG path points, noisy copies), reuses sample
+    ``n``'s masks. Raises a ``ValueError`` when the model calls more activations than there are
+    masks or a site's shape differs (a model whose control flow depends on the input).
+
+    Example
+    -------
+    >>> with apply_masks(model, masks_from_scores(neuron_scores(model, x), 0.9)):
+    ...     pruned_logits = model(x)
+    """
+    mask_list = list(masks.masks if isinstance(masks, PruningMasks) else masks)
+
+    def handler(site: ActivationSite, out: Tensor) -> Tensor:
+        if site.index >= len(mask_list):
+            raise ValueError(
+                f"the model called a ReLU-family activation more often ({site.index + 1}) than "
+                f"there are masks ({len(mask_list)}): were the masks computed for this model?"
+            )
+        m = mask_list[site.index]
+        if out.shape[1:] != m.shape[1:] or out.shape[0] % m.shape[0] != 0:
+            raise ValueError(
+                f"activation {site.index} has shape {tuple(out.shape)} but its mask has "
+                f"{tuple(m.shape)}: masks must come from the same model and input size"
+            )
+        if out.shape[0] == m.shape[0]:
+            return out * m
+        return (out.view(-1, *m.shape) * m).view(out.shape)
+
+    with intercept_activations(model, handler, names=False):
+        yield
+
+
+# --------------------------------------------------------------------------- step 1: scores
+
+
+def _taylor(model: nn.Module, inputs: Tensor, target: TargetLike) -> NeuronScores:
+    acts: list[Tensor] = []
+
+    def record(site: ActivationSite, out: Tensor) -> Tensor:
+        acts.append(out)
+        return out
+
+    with torch.enable_grad():
+        x = inputs.detach().requires_grad_(True)  # so every activation is in the graph
+        with intercept_activations(model, record) as sites:
+            logits = model(x)  # (N, K)
+        if not sites:
+            raise _no_sites(model)
+        t = resolve_target(target, logits)
+        grads = torch.autograd.grad(target_scores(logits, t).sum(), acts, allow_unused=True)
+    scores = [
+        (a.detach() * g).abs() if g is not None else torch.zeros_like(a.detach())
+        for a, g in zip(acts, grads)
+    ]
+    return NeuronScores(list(sites), scores, logits.detach(), t, "taylor")
+
+
+def _sites_and_logits(model: nn.Module, inputs: Tensor) -> tuple[list[ActivationSite], Tensor]:
+    with torch.no_grad(), intercept_activations(model) as sites:
+        logits = model(inputs)
+    if not sites:
+        raise _no_sites(model)
+    return list(sites), logits
+
+
+def _random(
+    model: nn.Module, inputs: Tensor, target: TargetLike, generator: torch.Generator | None
+) -> NeuronScores:
+    sites, logits = _sites_and_logits(model, inputs)
+    n = inputs.shape[0]
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    scores = [
+        torch.rand((n, *s.shape), generator=generator, device=gen_device).to(inputs.device)
+        for s in sites
+    ]
+    return NeuronScores(sites, scores, logits, resolve_target(target, logits), "random")
+
+
+def _integrated(
+    model: nn.Module,
+    inputs: Tensor,
+    target: TargetLike,
+    alphas: int,
+    internal_batch_size: int | None,
+) -> NeuronScores:
+    """PruneInt: per site, ``|a * mean over alpha of dS/da evaluated at alpha * a|``."""
+    sites, logits = _sites_and_logits(model, inputs)
+    t = resolve_target(target, logits)
+    n = inputs.shape[0]
+    alpha = torch.linspace(0.0, 1.0, alphas, dtype=inputs.dtype, device=inputs.device)
+    per_chunk = max(1, (internal_batch_size or 64) // n)
+    scores: list[Tensor] = []
+    for site in sites:  # a loop over layers; all samples and alphas are batched
+        grad_sum = torch.zeros((n, *site.shape), dtype=inputs.dtype, device=inputs.device)
+        act = None
+        for start in range(0, alphas, per_chunk):
+            a_chunk = alpha[start : start + per_chunk]  # (k,)
+            k = a_chunk.shape[0]
+            captured: list[Tensor] = []
+
+            def scale(
+                s: ActivationSite, out: Tensor, _a=a_chunk, _k=k, _cap=captured, _site=site
+            ) -> Tensor:
+                if s.index != _site.index:
+                    return out
+                scaled = out.view(_k, n, *_site.shape) * _a.view(-1, 1, *([1] * len(_site.shape)))
+                scaled = scaled.view(out.shape)
+                _cap.append((out, scaled))
+                return scaled
+
+            with torch.enable_grad():
+                x = inputs.detach().repeat(k, *([1] * (inputs.ndim - 1))).requires_grad_(True)
+                with intercept_activations(model, scale, names=False):
+                    out_logits = model(x)
+                out, scaled = captured[0]
+                (g,) = torch.autograd.grad(
+                    target_scores(out_logits, t.repeat(k)).sum(), scaled, allow_unused=True
+                )
+            if g is not None:
+                grad_sum += g.view(k, n, *site.shape).sum(0)
+            act = out.detach().view(k, n, *site.shape)[0]
+        scores.append((act * grad_sum / alphas).abs())
+    return NeuronScores(sites, scores, logits, t, "integrated_gradients")
+
+
+def _no_sites(model: nn.Module) -> NoActivationError:
+    return NoActivationError(
+        f"{type(model).__name__} calls no ReLU-family activation (nn.ReLU, F.relu, torch.relu, "
+        "ReLU6; module or functional, in-place or not) in its forward pass, so PruneGrad has no "
+        "neurons to score and prune. PruneGrad is defined for ReLU networks."
+    )
+
+
+def neuron_scores(
+    model: nn.Module,
+    inputs: Tensor,
+    target: TargetLike = None,
+    scoring: str = "taylor",
+    *,
+    generator: torch.Generator | None = None,
+    alphas: int = 11,
+    internal_batch_size: int | None = None,
+) -> NeuronScores:
+    """Step 1: importance score of every neuron of every activation site, per sample.
+
+    ``inputs`` must already be checked and on the model's device (see
+    :meth:`PruneGrad.neuron_scores` for the checked public entry point). ``target=None``
+    explains the class the unpruned network predicts. ``scoring`` is ``"taylor"``
+    (``|a * dS/da|``), ``"integrated_gradients"`` (PruneInt, ``alphas`` points 0..1) or
+    ``"random"`` (uniform scores from ``generator``: the random-pruning control).
+
+    Example
+    -------
+    >>> s = neuron_scores(model, x)
+    >>> [(site.name, sc.shape) for site, sc in zip(s.sites, s.scores)]
+    """
+    if scoring == "taylor":
+        return _taylor(model, inputs, target)
+    if scoring == "random":
+        return _random(model, inputs, target, generator)
+    if scoring == "integrated_gradients":
+        if alphas < 2:
+            raise ValueError(f"alphas must be >= 2 (0 and 1 included), got {alphas}")
+        return _integrated(model, inputs, target, alphas, internal_batch_size)
+    raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
