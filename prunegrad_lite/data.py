@@ -20,7 +20,6 @@ import io
 import os
 import pickle
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -159,36 +158,22 @@ register(
         "(200 per class), uint8; built by build_fashion_mnist_subset(seed=0).",
     )
 )
-for _file, _sha, _what in [
-    (
-        "train-images-idx3-ubyte",
-        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        "60,000 train images",
-    ),
-    (
-        "train-labels-idx1-ubyte",
-        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-        "60,000 train labels",
-    ),
-    (
-        "t10k-images-idx3-ubyte",
-        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        "10,000 test images",
-    ),
-    (
-        "t10k-labels-idx1-ubyte",
-        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-        "10,000 test labels",
-    ),
-]:
+_FASHION_MNIST_IDX_SHA256 = {  # of the decompressed files; the same for Debian's and Zalando's
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+for _file, _sha in _FASHION_MNIST_IDX_SHA256.items():
+    _url = f"{FASHION_MNIST_URL}{_file}.gz"
     register(
         DataFile(
             f"fashion_mnist/{_file}",
             f"{_file}.gz",
             _sha,
-            FASHION_MNIST_URL + f"{_file}.gz",
+            _url,
             _FASHION_LICENCE,
-            f"Fashion-MNIST {_what}, original IDX gzip file",
+            f"full Fashion-MNIST {_file.replace('-', ' ')}, original IDX gzip file",
         )
     )
 
@@ -210,8 +195,19 @@ def data_root() -> Path:
     return REPO_DATA_DIR if REPO_DATA_DIR.is_dir() else CACHE_DIR
 
 
+_VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, per process
+
+
 def _sha256(path: Path) -> str:
-    """Hex sha256 of a file, of its decompressed bytes for ``.gz`` files."""
+    """Hex sha256 of a file, of its decompressed bytes for ``.gz`` files (memoised)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = _sha256_uncached(path)
+    return _VERIFIED[key]
+
+
+def _sha256_uncached(path: Path) -> str:
     digest = hashlib.sha256()
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
@@ -281,14 +277,13 @@ def fetch(name: str, root: str | os.PathLike | None = None, download: bool = Fal
 def _download(entry: DataFile, path: Path) -> None:
     """Stream ``entry.url`` into a temporary file next to ``path``, check it, then rename."""
     assert entry.url is not None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    tmp = Path(tmp_name)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as response:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as response:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
-        actual = _sha256(tmp)
+        actual = _sha256_uncached(tmp)
         if actual != entry.sha256:
             raise DataError(
                 f"download of {entry.name!r} from {entry.url} has the wrong sha256: "
@@ -601,8 +596,9 @@ def _load_cifar10(
                 CIFAR10.url, str(base), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5
             )
         except (urllib.error.URLError, OSError, RuntimeError) as err:
+            offline = isinstance(err, (urllib.error.URLError, TimeoutError, ConnectionError))
             raise DataError(
-                f"no network: could not download CIFAR-10 from {CIFAR10.url} ({err}). Unpack "
+                f"{'no network: ' if offline else ''}could not download CIFAR-10 from {CIFAR10.url} ({err}). Unpack "
                 f"cifar-10-python.tar.gz so that {base / 'cifar-10-batches-py'} exists, or set "
                 f"{ENV_VAR}."
             ) from err
