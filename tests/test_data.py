@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import gzip
 import hashlib
 import pickle
@@ -346,3 +347,9 @@ def test_imagenet_classes():
     names = D.imagenet_classes()
     assert len(names) == 1000 and len(set(names)) == 1000
     assert names[967] == "espresso" and names[0] == "tench"
+
+
+def test_docstring_examples(monkeypatch):
+    monkeypatch.delenv("PRUNEGRAD_LITE_DATA", raising=False)  # the examples read data/
+    result = doctest.testmod(D, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 10 and result.failed == 0
