@@ -42,6 +42,7 @@ __all__ = [
     "register",
     "data_root",
     "fetch",
+    "check_file",
     "read_idx",
     "build_fashion_mnist_subset",
     "LabeledData",
@@ -58,7 +59,9 @@ __all__ = [
 ENV_VAR = "PRUNEGRAD_LITE_DATA"
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 CACHE_DIR = Path.home() / ".cache" / "prunegrad_lite"
-DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Read-only data roots searched after data_root(): Debian's dataset-* packages install here.
+SYSTEM_DATA_ROOTS = (Path("/usr/share/datasets"),)
+DEBIAN_FASHION_MNIST_DIR = SYSTEM_DATA_ROOTS[0] / "fashion-mnist"
 FASHION_MNIST_URL = (
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"  # torchvision's mirror
 )
@@ -118,7 +121,7 @@ class DataFile:
     """
 
     name: str  # key in REGISTRY
-    filename: str  # path relative to the data root
+    filename: str  # path relative to a data root, e.g. "fashion-mnist/t10k-labels-idx1-ubyte.gz"
     sha256: str  # hex digest (of the decompressed bytes for .gz files)
     url: str | None  # where download=True gets it; None when it only ships with the repository
     licence: str
@@ -169,7 +172,7 @@ for _file, _sha in _FASHION_MNIST_IDX_SHA256.items():
     register(
         DataFile(
             f"fashion_mnist/{_file}",
-            f"{_file}.gz",
+            f"fashion-mnist/{_file}.gz",
             _sha,
             _url,
             _FASHION_LICENCE,
@@ -239,8 +242,10 @@ def fetch(name: str, root: str | os.PathLike | None = None, download: bool = Fal
     Parameters
     ----------
     name : a key of :data:`REGISTRY`.
-    root : folder to look in; default :func:`data_root`.
-    download : download from the entry's url when the file is missing (never by default).
+    root : the data root to look in (the file is ``root / entry.filename``); default
+        :func:`data_root`, then the read-only :data:`SYSTEM_DATA_ROOTS` (``/usr/share/datasets``).
+    download : download from the entry's url into ``root`` (default :func:`data_root`) when the
+        file is missing; never by default.
 
     Raises
     ------
@@ -256,14 +261,35 @@ def fetch(name: str, root: str | os.PathLike | None = None, download: bool = Fal
     if name not in REGISTRY:
         raise DataError(f"unknown data file {name!r}; known names: {', '.join(sorted(REGISTRY))}")
     entry = REGISTRY[name]
-    path = Path(root if root is not None else data_root()).expanduser() / entry.filename
+    roots = [Path(root).expanduser()] if root is not None else [data_root(), *SYSTEM_DATA_ROOTS]
+    candidates = [r / entry.filename for r in roots]
+    found = [path for path in candidates if path.is_file()]
+    if found:
+        return check_file(name, found[0])
+    if download and entry.url is not None:
+        _download(entry, candidates[0])
+        return candidates[0]
+    raise DataError(
+        f"data file {name!r} is missing: no file at {' or '.join(map(str, candidates))}. "
+        + _how_to_get(entry, candidates[0])
+    )
+
+
+def check_file(name: str, path: str | os.PathLike) -> Path:
+    """Check that ``path`` holds the registered file ``name`` (its sha256) and return it.
+
+    For files that sit outside a data root, e.g. in a folder the user names.
+
+    Example
+    -------
+    >>> check_file("fashion_mnist_subset", data_root() / "fashion_mnist_subset.npz").suffix
+    '.npz'
+    """
+    entry, path = REGISTRY[name], Path(path)
     if not path.is_file():
-        if download and entry.url is not None:
-            _download(entry, path)
-        else:
-            raise DataError(
-                f"data file {name!r} is missing: no file at {path}. " + _how_to_get(entry, path)
-            )
+        raise DataError(
+            f"data file {name!r} is missing: no file at {path}. " + _how_to_get(entry, path)
+        )
     actual = _sha256(path)
     if actual != entry.sha256:
         raise DataError(
@@ -352,14 +378,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return array.astype(dtype.newbyteorder("="))
 
 
-def _fashion_split(
-    folder: Path, split: str, download: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Full Fashion-MNIST ``split`` from the IDX gzip files in ``folder``, checked."""
+def _fashion_split(split: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The full Fashion-MNIST ``split`` from the original IDX gzip files in ``folder``, checked."""
     prefix = "train" if split == "train" else "t10k"
-    images = read_idx(fetch(f"fashion_mnist/{prefix}-images-idx3-ubyte", folder, download))
-    labels = read_idx(fetch(f"fashion_mnist/{prefix}-labels-idx1-ubyte", folder, download))
-    return images, labels  # (N, 28, 28) uint8, (N,) uint8
+    arrays = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        name = f"fashion_mnist/{prefix}-{kind}"
+        arrays.append(read_idx(check_file(name, folder / f"{prefix}-{kind}.gz")))
+    return arrays[0], arrays[1]  # (N, 28, 28) uint8, (N,) uint8
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -402,7 +428,7 @@ def build_fashion_mnist_subset(
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
     for split, per_class in (("train", n_train_per_class), ("test", n_test_per_class)):
-        images, labels = _fashion_split(Path(source_dir), split)
+        images, labels = _fashion_split(split, Path(source_dir))
         chosen = [
             rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
             for c in range(len(FASHION_MNIST_CLASSES))
@@ -520,26 +546,24 @@ def _load_fashion_mnist(
         with np.load(fetch("fashion_mnist_subset", root), allow_pickle=False) as npz:
             return npz[f"x_{split}"], npz[f"y_{split}"], FASHION_MNIST_CLASSES
     prefix = "train" if split == "train" else "t10k"
-    if root is not None:
-        candidates = [root, root / "FashionMNIST" / "raw", root / "fashion-mnist"]
-    else:
-        candidates = [
-            DEBIAN_FASHION_MNIST_DIR,
-            data_root() / "fashion-mnist",
-            data_root() / "FashionMNIST" / "raw",
-        ]
-    needed = [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
-    found = [d for d in candidates if all((d / f).is_file() for f in needed)]
-    if not found and not download:
-        raise DataError(
-            f"the full Fashion-MNIST {split} set is missing: no {' + '.join(needed)} in any of "
-            f"{', '.join(map(str, candidates))}. Install it with `apt install dataset-fashion-mnist`, "
-            "or pass download=True, or pass root= a folder holding the original IDX gzip files "
-            "(or use subset=True for the copy shipped with the package)."
-        )
-    target = found[0] if found else (root if root is not None else data_root() / "fashion-mnist")
-    images, labels = _fashion_split(target, split, download)
-    return images, labels, FASHION_MNIST_CLASSES
+    if root is None:  # data_root()/fashion-mnist, then Debian's /usr/share/datasets/fashion-mnist
+        folders = [r / "fashion-mnist" for r in (data_root(), *SYSTEM_DATA_ROOTS)]
+    else:  # the files in root itself, as fetch() places them, or in torchvision's layout
+        folders = [root, root / "fashion-mnist", root / "FashionMNIST" / "raw"]
+    for folder in folders:
+        if (folder / f"{prefix}-images-idx3-ubyte.gz").is_file():
+            return (*_fashion_split(split, folder), FASHION_MNIST_CLASSES)
+    if download:
+        target = root if root is not None else data_root()
+        for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+            fetch(f"fashion_mnist/{prefix}-{kind}", target, download=True)
+        return (*_fashion_split(split, target / "fashion-mnist"), FASHION_MNIST_CLASSES)
+    raise DataError(
+        f"the full Fashion-MNIST {split} set is missing: no {prefix}-images-idx3-ubyte.gz in "
+        f"{', '.join(map(str, folders))}. Install it with `apt install dataset-fashion-mnist`, "
+        "or pass download=True, or pass root= a folder holding the original IDX gzip files "
+        "(or use subset=True for the copy shipped with the package)."
+    )
 
 
 class _SafeUnpickler(pickle.Unpickler):

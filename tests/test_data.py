@@ -38,6 +38,12 @@ def test_unknown_name_lists_known_names():
         D.fetch("nope")
 
 
+@needs_debian
+def test_fetch_falls_back_to_the_debian_folder(empty_data_root):
+    path = D.fetch("fashion_mnist/t10k-labels-idx1-ubyte")
+    assert path == D.DEBIAN_FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
+
+
 def test_shipped_subset_matches_registry():
     entry = D.REGISTRY["fashion_mnist_subset"]
     assert hashlib.sha256(SUBSET.read_bytes()).hexdigest() == entry.sha256
@@ -71,9 +77,11 @@ def test_missing_file_names_the_path(empty_data_root):
 def test_offline_download_says_no_network(empty_data_root, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", _offline)
     with pytest.raises(D.DataError, match="no network") as err:
-        D.fetch("fashion_mnist/t10k-labels-idx1-ubyte", download=True)
+        D.fetch("fashion_mnist/t10k-labels-idx1-ubyte", root=empty_data_root, download=True)
     assert "PRUNEGRAD_LITE_DATA" in str(err.value)
-    assert list(empty_data_root.iterdir()) == []  # no half-written file left behind
+    assert [p for p in empty_data_root.rglob("*") if p.is_file()] == []  # nothing half-written
+    with pytest.raises(D.DataError, match="no network"):
+        D.load_dataset("fashion_mnist", "test", subset=False, root=empty_data_root, download=True)
 
 
 def test_download_is_verified_and_atomic(empty_data_root, monkeypatch):
