@@ -139,7 +139,7 @@ def register(entry: DataFile, overwrite: bool = False) -> DataFile:
 
     Example
     -------
-    >>> _ = register(DataFile("demo", "demo.pt", "0" * 64, None, "MIT", "a demo file"))
+    >>> _ = register(DataFile("demo", "demo.pt", "0" * 64, None, "MIT", "a demo checkpoint"))
     >>> _ = REGISTRY.pop("demo")
     """
     old = REGISTRY.get(entry.name)
@@ -864,6 +864,8 @@ def load_image_folder(
     from torchvision.datasets import ImageFolder
 
     folder = Path(path).expanduser()
+    if not callable(preprocess) and preprocess not in IMAGENET_NORMALIZATION:
+        raise ValueError(f"preprocess must be one of {list(IMAGENET_NORMALIZATION)} or a callable")
     transform = (
         preprocess
         if callable(preprocess)

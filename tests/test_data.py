@@ -313,6 +313,8 @@ def test_image_folder(tmp_path):
     assert image.shape == (3, 16, 16) and label == 1
     pixels = D.denormalize_imagenet(image, "torchvision")
     assert torch.allclose(pixels[:, 8, 8] * 255, torch.tensor([10.0, 200.0, 10.0]), atol=0.5)
+    with pytest.raises(ValueError, match="preprocess must be"):
+        D.load_image_folder(tmp_path, preprocess="caffe")
     with pytest.raises(D.DataError, match="does not exist"):
         D.load_image_folder(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
