@@ -30,6 +30,11 @@ from prunegrad_lite.attribution import (
     pruned_perturbation,
     resolve_target,
 )
+from prunegrad_lite.attribution.controls import EdgeMap, RandomMap
+from prunegrad_lite.attribution.fullgrad import FullGrad, fullgrad_decomposition
+from prunegrad_lite.attribution.gradcam import GradCAM
+from prunegrad_lite.attribution.guided_backprop import GuidedBackprop
+from prunegrad_lite.attribution.registry import METHODS, SmoothGradSquared, attribute, get_method
 from prunegrad_lite.data import (
     DataError,
     DataFile,
@@ -49,18 +54,30 @@ from prunegrad_lite.data import (
     register,
 )
 from prunegrad_lite.device import model_device, resolve_device
+from prunegrad_lite.figures import (
+    plot_heatmap,
+    plot_method_grid,
+    plot_overlay,
+    plot_sparsity_sweep,
+)
+from prunegrad_lite.maps import clip_percentile, normalize_map, reduce_channels, to_display_image
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SPARSITY",
+    "METHODS",
     "ActivationSite",
     "Attribution",
     "Calibration",
     "DataError",
     "DataFile",
+    "EdgeMap",
+    "FullGrad",
+    "GradCAM",
     "Gradient",
     "GradientXInput",
+    "GuidedBackprop",
     "IntegratedGradients",
     "LabeledData",
     "NeuronScores",
@@ -68,16 +85,22 @@ __all__ = [
     "PruneGrad",
     "PruneGradExplanation",
     "PruningMasks",
+    "RandomMap",
     "SmoothGrad",
+    "SmoothGradSquared",
     "__version__",
     "apply_masks",
+    "attribute",
     "build_fashion_mnist_subset",
     "calibrate_sparsity",
     "check_file",
+    "clip_percentile",
     "count_activation_sites",
     "data_root",
     "denormalize_imagenet",
     "fetch",
+    "fullgrad_decomposition",
+    "get_method",
     "imagenet_classes",
     "intercept_activations",
     "load_dataset",
@@ -87,12 +110,19 @@ __all__ = [
     "masks_from_scores",
     "model_device",
     "neuron_scores",
+    "normalize_map",
     "percentile_threshold",
+    "plot_heatmap",
+    "plot_method_grid",
+    "plot_overlay",
+    "plot_sparsity_sweep",
     "preprocess_imagenet",
     "preserve_model_state",
     "pruned_perturbation",
     "read_idx",
+    "reduce_channels",
     "register",
     "resolve_device",
     "resolve_target",
+    "to_display_image",
 ]

@@ -7,12 +7,20 @@ from prunegrad_lite.attribution.activations import (
     intercept_activations,
 )
 from prunegrad_lite.attribution.base import Attribution, preserve_model_state, resolve_target
+from prunegrad_lite.attribution.controls import EdgeMap, RandomMap, sobel_magnitude
+from prunegrad_lite.attribution.fullgrad import (
+    FullGrad,
+    FullGradDecomposition,
+    fullgrad_decomposition,
+)
+from prunegrad_lite.attribution.gradcam import GradCAM
 from prunegrad_lite.attribution.gradients import (
     Gradient,
     GradientXInput,
     IntegratedGradients,
     SmoothGrad,
 )
+from prunegrad_lite.attribution.guided_backprop import GuidedBackprop
 from prunegrad_lite.attribution.prunegrad import (
     DEFAULT_SPARSITY,
     Calibration,
@@ -29,24 +37,41 @@ from prunegrad_lite.attribution.pruning import (
     neuron_scores,
     percentile_threshold,
 )
+from prunegrad_lite.attribution.registry import (
+    METHODS,
+    SmoothGradSquared,
+    attribute,
+    get_method,
+)
 
 __all__ = [
     "DEFAULT_SPARSITY",
+    "METHODS",
     "ActivationSite",
     "Attribution",
     "Calibration",
+    "EdgeMap",
+    "FullGrad",
+    "FullGradDecomposition",
+    "GradCAM",
     "Gradient",
     "GradientXInput",
+    "GuidedBackprop",
     "IntegratedGradients",
     "NeuronScores",
     "NoActivationError",
     "PruneGrad",
     "PruneGradExplanation",
     "PruningMasks",
+    "RandomMap",
     "SmoothGrad",
+    "SmoothGradSquared",
     "apply_masks",
+    "attribute",
     "calibrate_sparsity",
     "count_activation_sites",
+    "fullgrad_decomposition",
+    "get_method",
     "intercept_activations",
     "masks_from_scores",
     "neuron_scores",
@@ -54,4 +79,5 @@ __all__ = [
     "preserve_model_state",
     "pruned_perturbation",
     "resolve_target",
+    "sobel_magnitude",
 ]

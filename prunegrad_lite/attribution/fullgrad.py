@@ -38,7 +38,13 @@ from prunegrad_lite.attribution.base import (
     target_scores,
 )
 
-__all__ = ["FullGrad", "FullGradDecomposition", "fullgrad", "fullgrad_decomposition"]
+__all__ = [
+    "FullGrad",
+    "FullGradDecomposition",
+    "bias_layers",
+    "fullgrad",
+    "fullgrad_decomposition",
+]
 
 _BIAS_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm)
 
@@ -90,6 +96,17 @@ def _effective_bias(module: nn.Module) -> Tensor | None:
     return getattr(module, "bias", None)
 
 
+def bias_layers(model: nn.Module) -> list[nn.Module]:
+    """The modules of ``model`` that add a bias, in ``model.modules()`` order.
+
+    Raises a ``ValueError`` for a BatchNorm that is not affine in its input (train mode or no
+    running statistics), before anything runs, so a refused call changes nothing.
+    """
+    return [
+        m for m in model.modules() if isinstance(m, _BIAS_LAYERS) and _effective_bias(m) is not None
+    ]
+
+
 def _broadcast_bias(module: nn.Module, bias: Tensor, out: Tensor) -> Tensor:
     """``bias`` (K,) shaped to broadcast over ``out``: last dim for Linear, dim 1 otherwise."""
     if isinstance(module, nn.Linear):
@@ -106,7 +123,7 @@ def fullgrad_decomposition(
     ``target`` is a resolved long tensor (N,).
     """
     names = {m: n or "<model>" for n, m in model.named_modules()}
-    biased = [m for m in names if isinstance(m, _BIAS_LAYERS) and _effective_bias(m) is not None]
+    biased = bias_layers(model)
     outputs: list[tuple[str, nn.Module, Tensor]] = []
     calls: dict[str, int] = {}
 
@@ -179,6 +196,7 @@ class FullGrad(Attribution):
     def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
         if inputs.ndim != 4:
             raise ValueError(f"FullGrad needs image inputs (N, C, H, W), got {tuple(inputs.shape)}")
+        bias_layers(self.model)  # refuse a train-mode BatchNorm before any forward pass
         _, t = self._predict(inputs, target)
         return fullgrad(self.model, inputs, t)
 
@@ -186,6 +204,7 @@ class FullGrad(Attribution):
         """The raw decomposition of :func:`fullgrad_decomposition`, with the usual checks."""
         check_model(self.model)
         x = check_inputs(self.model, inputs)
+        bias_layers(self.model)
         with preserve_model_state(self.model):
             _, t = self._predict(x, target)
             return fullgrad_decomposition(self.model, x, t)

@@ -148,7 +148,9 @@ def get_method(name: str, model: nn.Module, **options: Any) -> Attribution:
     >>> maps = method.attribute(x)
     """
     if name not in METHODS:
-        raise ValueError(f"unknown attribution method {name!r}; known methods: {', '.join(METHODS)}")
+        raise ValueError(
+            f"unknown attribution method {name!r}; known methods: {', '.join(METHODS)}"
+        )
     return METHODS[name](model, **options)
 
 
