@@ -1,0 +1,272 @@
+"""Command-line interface: ``prunegrad-lite <command>`` (or ``python -m prunegrad_lite <command>``).
+
+Each subcommand is a :class:`Command` in ``COMMANDS``: a function that adds its arguments and a
+function that runs it and returns the exit code. Adding one is two small functions and one line.
+Expected errors (bad arguments, missing data, ``ValueError``) print one clear line to stderr and
+return a non-zero code; anything else is a bug and keeps its traceback.
+
+Example
+-------
+$ prunegrad-lite info
+$ prunegrad-lite train --dataset fashion_mnist --full --epochs 4 --seed 0 --out runs/model.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import platform
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["COMMANDS", "Command", "build_parser", "main"]
+
+PROG = "prunegrad-lite"
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]  # returns the exit code
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# info
+# --------------------------------------------------------------------------------------------------
+
+
+def _info_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # no options
+
+
+def _info(args: argparse.Namespace) -> int:
+    import torchvision
+
+    from prunegrad_lite import __version__
+    from prunegrad_lite.data import REGISTRY, DataError, data_root, fetch
+    from prunegrad_lite.device import resolve_device
+    from prunegrad_lite.models import MODELS, weights_available
+
+    print(f"prunegrad_lite {__version__}")
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, "
+        f"torchvision {torchvision.__version__}"
+    )
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    print(f"device: {resolve_device()} (CUDA: {cuda})")
+    print(f"data files (offline, root {data_root()}):")
+    width = max(len(name) for name in [*REGISTRY, *MODELS]) + 2
+    for name in REGISTRY:
+        try:
+            status = f"available at {fetch(name)}"
+        except (DataError, OSError) as err:
+            status = f"missing ({str(err).splitlines()[0]})"
+        print(f"  {name:<{width}}{status}")
+    print(f"models (weights offline; torchvision's cache is {torch.hub.get_dir()}/checkpoints):")
+    for name, info in MODELS.items():
+        try:
+            status = "available" if weights_available(name) else "not available offline"
+        except (ValueError, OSError, ImportError) as err:
+            status = f"not available ({err})"
+        print(f"  {name:<{width}}{status}: {info.weights_source}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------------
+
+TRAINABLE = ("fashion_mnist",)  # datasets `train` knows; each trains a FashionResNet
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from prunegrad_lite.training import TrainConfig
+
+    defaults = TrainConfig()
+    parser.add_argument("--dataset", choices=TRAINABLE, default="fashion_mnist")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="full 60k/10k set from the system dataset folder (default: the shipped subset)",
+    )
+    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=_positive_float, default=defaults.lr)
+    parser.add_argument("--width", type=_positive_int, default=defaults.width)
+    parser.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default=defaults.optimizer)
+    parser.add_argument(
+        "--schedule", choices=("onecycle", "cosine", "constant"), default=defaults.schedule
+    )
+    parser.add_argument("--no-augment", action="store_true", help="no random crop and flip")
+    parser.add_argument(
+        "--limit", type=_positive_int, default=None, help="train on the first N images only"
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: auto)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/fashion_resnet.pt"),
+        help="checkpoint path; the training record goes next to it as .json",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _floats(value: Any) -> list[float]:
+    return [float(v) for v in torch.as_tensor(value).flatten().tolist()]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from prunegrad_lite import __version__
+    from prunegrad_lite.data import load_dataset
+    from prunegrad_lite.device import resolve_device
+    from prunegrad_lite.training import (
+        TrainConfig,
+        atomic_write,
+        evaluate,
+        save_checkpoint,
+        train_model,
+    )
+
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        augment=not args.no_augment,
+        width=args.width,
+        seed=args.seed,
+    )
+    device = resolve_device(args.device)
+    train = load_dataset(args.dataset, split="train", subset=not args.full)
+    test = load_dataset(args.dataset, split="test", subset=not args.full)
+    images, labels = train.images, train.labels  # (N, C, H, W), (N,)
+    if args.limit is not None:
+        images, labels = images[: args.limit], labels[: args.limit]
+    which = "full" if args.full else "shipped subset"
+    print(
+        f"training FashionResNet(width={config.width}) on {len(images)} {args.dataset} images "
+        f"({which}), {config.epochs} epochs, seed {config.seed}, device {device}"
+    )
+    result = train_model(
+        (images, labels), test, config, device=device, progress=not args.no_progress
+    )
+    for h in result.history:
+        print(
+            f"  epoch {h.epoch}: loss {h.loss:.4f}, train acc {h.train_accuracy:.4f}, "
+            f"test acc {h.test_accuracy:.4f} ({h.seconds:.0f} s)"
+        )
+    accuracy = {f"test_{'full' if args.full else 'subset'}": result.test_accuracy}
+    print(f"test accuracy: {result.test_accuracy:.4f} on {len(test.labels)} images ({which})")
+    if args.full:  # also on the shipped 2k subset, the one tests and notebooks use
+        sub = load_dataset(args.dataset, split="test", subset=True)
+        accuracy["test_subset"] = evaluate(result.model, sub.images, sub.labels)
+        print(f"test accuracy: {accuracy['test_subset']:.4f} on the shipped subset")
+    print(f"wall time: {result.wall_time_s:.0f} s")
+
+    argv = args.argv if args.argv is not None else sys.argv[1:]
+    meta = {
+        "architecture": {
+            "class": "FashionResNet",
+            "in_channels": int(images.shape[1]),
+            "num_classes": config.num_classes,
+            "width": config.width,
+            "parameters": sum(p.numel() for p in result.model.parameters()),
+        },
+        "dataset": args.dataset,
+        "full_dataset": bool(args.full),
+        "num_train": len(images),
+        "num_test": len(test.labels),
+        "normalisation": {"mean": _floats(train.mean), "std": _floats(train.std)},
+        "classes": list(train.classes),
+        "config": dataclasses.asdict(config),
+        "history": [dataclasses.asdict(h) for h in result.history],
+        "accuracy": accuracy,
+        "wall_time_s": round(result.wall_time_s, 1),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "prunegrad_lite_version": __version__,
+        "python_version": platform.python_version(),
+        "command": shlex.join([PROG, *argv]),
+    }
+    out = save_checkpoint(result.model, args.out, meta)
+    record = {"checkpoint": out.name, "sha256": _sha256(out), "bytes": out.stat().st_size, **meta}
+    record_path = out.with_suffix(".json")
+    with atomic_write(record_path) as f:
+        f.write((json.dumps(record, indent=2) + "\n").encode())
+    print(f"wrote {out} (sha256 {record['sha256']}) and {record_path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The command table and the entry point
+# --------------------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "info": Command(
+        "versions, device, data files and models available offline", _info_arguments, _info
+    ),
+    "train": Command("train a FashionResNet with the package's recipe", _train_arguments, _train),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one subparser per entry of ``COMMANDS``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="PruneGrad attribution and its benchmarks, for teaching."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 success, 1 failed, 2 bad arguments)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse has printed usage and the message (or the help)
+        return stop.code if isinstance(stop.code, int) else 2
+    args.argv = None if argv is None else list(argv)
+    try:
+        return COMMANDS[args.command].run(args)
+    except (ValueError, OSError, ImportError) as err:  # includes DataError, WeightsUnavailableError
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130

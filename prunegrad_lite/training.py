@@ -1,0 +1,390 @@
+"""The one training recipe: trains the shipped Fashion-MNIST model, and retrains for ROAR.
+
+Data are in-memory tensors (already normalised); batches are sliced from them and augmented as whole
+batches (random crop with padding, horizontal flip), so nothing loops over samples in Python.
+
+Example
+-------
+>>> images, labels = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+>>> result = train_model((images, labels), config=TrainConfig(epochs=1), progress=False)
+>>> len(result.history)
+1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+from tqdm.auto import tqdm
+
+from prunegrad_lite.device import model_device, resolve_device
+from prunegrad_lite.models import FashionResNet
+
+__all__ = [
+    "Checkpoint",
+    "EpochStats",
+    "TrainConfig",
+    "TrainResult",
+    "atomic_write",
+    "augment_batch",
+    "evaluate",
+    "load_checkpoint",
+    "save_checkpoint",
+    "train_model",
+]
+
+CHECKPOINT_FORMAT = "prunegrad_lite.checkpoint/1"
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe. The defaults train the shipped FashionResNet on the full 60k
+    Fashion-MNIST training set in about 4 minutes on 2 CPU cores (see data/fashion_resnet.json)."""
+
+    epochs: int = 4  # full passes over the training set
+    batch_size: int = 128  # samples per step; a last batch of 1 is dropped (BatchNorm needs 2)
+    lr: float = 0.05  # peak learning rate (OneCycle's max_lr; the constant rate otherwise)
+    weight_decay: float = 5e-4  # L2 on all parameters (decoupled for AdamW)
+    optimizer: str = "sgd"  # "sgd" (momentum 0.9, Nesterov), "adam" or "adamw"
+    schedule: str = "onecycle"  # "onecycle" (warm up 30%, cosine down), "cosine" or "constant"
+    augment: bool = True  # random crop + horizontal flip on each training batch
+    crop_padding: int = 2  # random crop: reflect-pad by this many pixels, crop back (0: no crop)
+    hflip: bool = True  # random horizontal flip with probability 1/2
+    width: int = 16  # FashionResNet channels of the first stage (then 2x, 4x)
+    num_classes: int = 10  # output classes of the default model
+    channels_last: bool = True  # NHWC memory layout while training: ~1.4x faster convs on CPU
+    seed: int = 0  # seeds model init, shuffling and augmentation (through torch.Generator)
+    num_workers: int = 0  # batches are sliced from in-memory tensors: no loader workers (must be 0)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.schedule not in ("onecycle", "cosine", "constant"):
+            raise ValueError(
+                f"schedule must be 'onecycle', 'cosine' or 'constant', got {self.schedule!r}"
+            )
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("epochs must be >= 1 and batch_size >= 2")
+        if self.num_workers != 0:
+            raise ValueError("num_workers must be 0: training data are in-memory tensors")
+
+
+@dataclass
+class EpochStats:
+    epoch: int  # 1-based
+    loss: float  # mean training cross-entropy over the epoch (train mode, augmented batches)
+    train_accuracy: float  # on the augmented training batches, as seen during the epoch
+    test_accuracy: float | None  # eval mode, after the epoch; None without test data
+    seconds: float  # wall time of the epoch including its evaluation
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # in eval() mode
+    history: list[EpochStats]
+    wall_time_s: float
+    config: TrainConfig
+    num_train: int = 0
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """Test accuracy after the last epoch (None without test data)."""
+        return self.history[-1].test_accuracy
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able record (no model)."""
+        return {
+            "config": dataclasses.asdict(self.config),
+            "history": [dataclasses.asdict(h) for h in self.history],
+            "wall_time_s": self.wall_time_s,
+            "num_train": self.num_train,
+            "test_accuracy": self.test_accuracy,
+        }
+
+
+TensorPair = tuple[torch.Tensor, torch.Tensor]
+
+
+def _as_tensors(data: TensorDataset | TensorPair | Any, what: str) -> TensorPair:
+    """(images, labels) from a TensorDataset, a pair, or anything with ``.images``/``.labels``."""
+    if isinstance(data, TensorDataset):
+        images, labels = data.tensors[:2]
+    elif hasattr(data, "images") and hasattr(data, "labels"):
+        images, labels = data.images, data.labels
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        images, labels = data
+    else:
+        raise ValueError(f"{what} must be a TensorDataset or an (images, labels) pair")
+    if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(
+            f"{what}: expected images (N, C, H, W) and labels (N,), "
+            f"got {tuple(images.shape)} and {tuple(labels.shape)}"
+        )
+    return images.float(), labels.long()
+
+
+def augment_batch(
+    images: torch.Tensor, padding: int, hflip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Random crop (reflect-pad by ``padding``, crop back) and random horizontal flip, per sample,
+    for a whole batch at once. Random numbers come from ``generator`` (a CPU generator).
+
+    Example
+    -------
+    >>> augment_batch(torch.zeros(8, 1, 28, 28), 2, True, torch.Generator().manual_seed(0)).shape
+    torch.Size([8, 1, 28, 28])
+    """
+    n, _, h, w = images.shape  # (N, C, H, W)
+    dev = images.device
+    if padding > 0:
+        padded = F.pad(images, (padding,) * 4, mode="reflect")  # (N, C, H+2p, W+2p)
+        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)  # (N,)
+        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)  # (N,)
+        rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]  # (N, 1, H, 1)
+        cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]  # (N, 1, 1, W)
+        batch = torch.arange(n, device=dev)[:, None, None, None]  # (N, 1, 1, 1)
+        channel = torch.arange(images.shape[1], device=dev)[None, :, None, None]  # (1, C, 1, 1)
+        images = padded[batch, channel, rows, cols]  # (N, C, H, W)
+    if hflip:
+        flip = (torch.rand(n, generator=generator) < 0.5).to(dev)[:, None, None, None]  # (N,1,1,1)
+        images = torch.where(flip, images.flip(-1), images)
+    return images
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 512,
+    device: str | torch.device | None = None,
+) -> float:
+    """Top-1 accuracy (0..1) of ``model`` in eval mode; the model's train/eval mode is restored.
+
+    ``device`` defaults to the model's device; inputs are moved there batch by batch.
+
+    Example
+    -------
+    >>> evaluate(model, test.images, test.labels)
+    0.92
+    """
+    dev = model_device(model) if device is None else resolve_device(device)
+    was_training = model.training
+    model.eval()
+    correct = 0
+    try:
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(dev)  # (B, C, H, W)
+            y = labels[start : start + batch_size].to(dev)  # (B,)
+            correct += int((model(x).argmax(1) == y).sum())
+    finally:
+        model.train(was_training)
+    return correct / max(len(images), 1)
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params, wd = model.parameters(), config.weight_decay
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=wd)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=wd)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=wd)
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.3
+        )
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return None
+
+
+def train_model(
+    train: TensorDataset | TensorPair | Any,
+    test: TensorDataset | TensorPair | Any | None = None,
+    config: TrainConfig | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    model_fn: Callable[[], nn.Module] | None = None,
+) -> TrainResult:
+    """Train a model from scratch with the recipe in ``config``; return it in eval mode.
+
+    Parameters
+    ----------
+    train, test : TensorDataset, ``(images, labels)`` or an object with ``.images``/``.labels``;
+        images (N, C, H, W) already normalised, labels (N,) int64. ``test`` is evaluated after
+        every epoch.
+    config : the recipe (default ``TrainConfig()``).
+    device : as :func:`~prunegrad_lite.device.resolve_device` (None: CUDA when available).
+    progress : show tqdm progress bars.
+    model_fn : builds the model (no arguments); default ``FashionResNet(C, num_classes, width)``.
+
+    Seeding: the model is built inside ``torch.random.fork_rng`` with the CPU RNG seeded by
+    ``config.seed``, so initialisation is reproducible and the caller's global RNG is left as it
+    was; shuffling and augmentation draw from a ``torch.Generator`` seeded by ``config.seed``.
+    Layers that draw random numbers while training (dropout) use the global RNG; FashionResNet has
+    none. Same seed, same device and thread count: identical weights.
+
+    Example
+    -------
+    >>> result = train_model(load_dataset("fashion_mnist"), load_dataset("fashion_mnist", "test"))
+    >>> result.test_accuracy
+    0.91
+    """
+    config = config or TrainConfig()
+    dev = resolve_device(device)
+    images, labels = _as_tensors(train, "train")
+    test_tensors = None if test is None else _as_tensors(test, "test")
+    if model_fn is None:
+
+        def model_fn() -> nn.Module:
+            return FashionResNet(images.shape[1], config.num_classes, config.width)
+
+    with torch.random.fork_rng(devices=[]):  # restores the global CPU RNG afterwards
+        torch.random.default_generator.manual_seed(config.seed)
+        model = model_fn()
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(dev, memory_format=memory_format)
+    generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
+    images, labels = images.to(dev), labels.to(dev)  # (N, C, H, W), (N,)
+
+    n = len(images)
+    starts = [s for s in range(0, n, config.batch_size) if min(n - s, config.batch_size) >= 2]
+    if not starts:
+        raise ValueError(f"need at least 2 training samples, got {n}")
+    optimizer = _optimizer(model, config)
+    scheduler = _scheduler(optimizer, config, config.epochs * len(starts))
+
+    history: list[EpochStats] = []
+    t_start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        t_epoch = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=generator).to(dev)  # (N,)
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(starts, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
+        for start in bar:
+            index = order[start : start + config.batch_size]  # (B,)
+            x, y = images[index], labels[index]  # (B, C, H, W), (B,)
+            if config.augment:
+                x = augment_batch(x, config.crop_padding, config.hflip, generator)
+            x = x.contiguous(memory_format=memory_format)
+            logits = model(x)  # (B, classes)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        test_acc = None
+        if test_tensors is not None:
+            test_acc = evaluate(model, *test_tensors, batch_size=512, device=dev)
+        history.append(
+            EpochStats(
+                epoch, loss_sum / seen, correct / seen, test_acc, time.perf_counter() - t_epoch
+            )
+        )
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    wall = time.perf_counter() - t_start
+    return TrainResult(model=model, history=history, wall_time_s=wall, config=config, num_train=n)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open a temporary file next to ``path`` for binary writing; on success it replaces ``path``
+    (``os.replace``, atomic on one file system), on any error it is deleted and ``path`` untouched.
+
+    Example
+    -------
+    >>> with atomic_write("runs/record.json") as f:
+    ...     f.write(b"{}")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class Checkpoint:
+    state_dict: dict[str, torch.Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(
+    model: nn.Module | dict[str, torch.Tensor], path: str | os.PathLike, meta: dict | None = None
+) -> Path:
+    """Write ``{"format", "state_dict", "meta"}`` to ``path`` atomically; return the path.
+
+    The state dict holds plain contiguous CPU tensors and ``meta`` must be JSON-able, so the file
+    loads with ``torch.load(weights_only=True)``. The bytes go to a temporary file in the same
+    folder, which replaces ``path`` only once complete (``os.replace``): a crash never leaves a
+    partial checkpoint, and the temporary file is removed when writing fails.
+
+    Example
+    -------
+    >>> save_checkpoint(model, "runs/model.pt", {"test_accuracy": 0.92})
+    PosixPath('runs/model.pt')
+    """
+    state = model.state_dict() if isinstance(model, nn.Module) else model
+    state_dict = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    try:
+        meta = json.loads(json.dumps(meta or {}))  # plain dict/list/str/number only
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint metadata must be JSON-serialisable: {err}") from err
+    payload = {"format": CHECKPOINT_FORMAT, "state_dict": state_dict, "meta": meta}
+    path = Path(path)
+    with atomic_write(path) as f:
+        torch.save(payload, f)
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
+
+    Example
+    -------
+    >>> ckpt = load_checkpoint("data/fashion_resnet.pt")
+    >>> model.load_state_dict(ckpt.state_dict, strict=True)
+    """
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a prunegrad_lite checkpoint ({CHECKPOINT_FORMAT})")
+    return Checkpoint(state_dict=payload["state_dict"], meta=payload.get("meta", {}))
