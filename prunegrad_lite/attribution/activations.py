@@ -141,7 +141,9 @@ class _Interceptor(TorchFunctionMode):
         if parsed is None:
             return func(*args, **kwargs)
         kind, x, in_place = parsed
-        out = _activate(kind, x)  # (N, ...) out of place, so the handler's tensor stays intact
+        # Out of place, so the handler's tensor stays intact. ReLU6 (hardtanh) saves its input
+        # for backward, so an in-place call, which overwrites that input below, works on a copy.
+        out = _activate(kind, x.clone() if in_place and kind == "relu6" else x)  # (N, ...)
         site = ActivationSite(len(self.sites), self._site_name(), kind, tuple(out.shape[1:]))
         self.sites.append(site)
         out = self.handler(site, out)

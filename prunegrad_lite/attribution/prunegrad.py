@@ -37,8 +37,8 @@ from prunegrad_lite.attribution.pruning import (
     PruningMasks,
     apply_masks,
     check_sparsity,
+    compute_scores,
     masks_from_scores,
-    neuron_scores,
 )
 
 __all__ = [
@@ -229,7 +229,7 @@ class PruneGrad(Attribution):
 
     # The steps, one by one, on checked inputs (public entry points below check and guard).
     def _scores(self, x: Tensor, target: TargetLike) -> NeuronScores:
-        return neuron_scores(
+        return compute_scores(
             self.model,
             x,
             target,
@@ -353,7 +353,7 @@ def calibrate_sparsity(
     check_model(model)
     x = check_inputs(model, inputs)
     with preserve_model_state(model):
-        scores = neuron_scores(
+        scores = compute_scores(
             model, x, target, scoring, generator=torch.Generator().manual_seed(0)
         )
         evaluated: dict[float, float] = {}

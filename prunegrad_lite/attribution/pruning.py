@@ -29,7 +29,14 @@ from prunegrad_lite.attribution.activations import (
     NoActivationError,
     intercept_activations,
 )
-from prunegrad_lite.attribution.base import TargetLike, resolve_target, target_scores
+from prunegrad_lite.attribution.base import (
+    TargetLike,
+    check_inputs,
+    check_model,
+    preserve_model_state,
+    resolve_target,
+    target_scores,
+)
 
 __all__ = [
     "SCORINGS",
@@ -38,6 +45,7 @@ __all__ = [
     "PruningMasks",
     "apply_masks",
     "check_sparsity",
+    "compute_scores",
     "masks_from_scores",
     "neuron_scores",
     "percentile_threshold",
@@ -82,14 +90,14 @@ class PruningMasks:
     @property
     def kept_per_site(self) -> Tensor:
         """Fraction of each site's neurons kept, per sample: (N, L)."""
-        return torch.stack([m.flatten(1).float().mean(1) for m in self.masks], dim=1)
+        return torch.stack([m.flatten(1).double().mean(1) for m in self.masks], dim=1)
 
     @property
     def kept_fraction(self) -> Tensor:
         """Fraction of all neurons kept, per sample (N,): the *effective* 1 - sparsity."""
         kept = sum(m.flatten(1).sum(1) for m in self.masks)
         total = sum(m[0].numel() for m in self.masks)
-        return kept.float() / total
+        return kept.double() / total
 
     @classmethod
     def keep_all(
@@ -304,6 +312,28 @@ def _no_sites(model: nn.Module) -> NoActivationError:
     )
 
 
+def compute_scores(
+    model: nn.Module,
+    inputs: Tensor,
+    target: TargetLike = None,
+    scoring: str = "taylor",
+    *,
+    generator: torch.Generator | None = None,
+    alphas: int = 11,
+    internal_batch_size: int | None = None,
+) -> NeuronScores:
+    """:func:`neuron_scores` without the input checks, for inputs already checked and on device."""
+    if scoring == "taylor":
+        return _taylor(model, inputs, target)
+    if scoring == "random":
+        return _random(model, inputs, target, generator)
+    if scoring == "integrated_gradients":
+        if alphas < 2:
+            raise ValueError(f"alphas must be >= 2 (0 and 1 included), got {alphas}")
+        return _integrated(model, inputs, target, alphas, internal_batch_size)
+    raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+
+
 def neuron_scores(
     model: nn.Module,
     inputs: Tensor,
@@ -316,23 +346,21 @@ def neuron_scores(
 ) -> NeuronScores:
     """Step 1: importance score of every neuron of every activation site, per sample.
 
-    ``inputs`` must already be checked and on the model's device (see
-    :meth:`PruneGrad.neuron_scores` for the checked public entry point). ``target=None``
-    explains the class the unpruned network predicts. ``scoring`` is ``"taylor"``
-    (``|a * dS/da|``), ``"integrated_gradients"`` (PruneInt, ``alphas`` points 0..1) or
-    ``"random"`` (uniform scores from ``generator``: the random-pruning control).
+    ``target=None`` explains the class the unpruned network predicts. ``scoring`` is
+    ``"taylor"`` (``|a * dS/da|``, one forward and one backward pass), ``"integrated_gradients"``
+    (PruneInt, ``alphas`` points from 0 to 1, one pass per site) or ``"random"`` (uniform scores
+    from ``generator``: the random-pruning control). Inputs are checked like
+    :meth:`PruneGrad.attribute` and moved to the model's device; the model is left unchanged.
 
     Example
     -------
     >>> s = neuron_scores(model, x)
     >>> [(site.name, sc.shape) for site, sc in zip(s.sites, s.scores)]
     """
-    if scoring == "taylor":
-        return _taylor(model, inputs, target)
-    if scoring == "random":
-        return _random(model, inputs, target, generator)
-    if scoring == "integrated_gradients":
-        if alphas < 2:
-            raise ValueError(f"alphas must be >= 2 (0 and 1 included), got {alphas}")
-        return _integrated(model, inputs, target, alphas, internal_batch_size)
-    raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+    check_model(model)
+    x = check_inputs(model, inputs)
+    with preserve_model_state(model):
+        return compute_scores(
+            model, x, target, scoring, generator=generator, alphas=alphas,
+            internal_batch_size=internal_batch_size,
+        )
