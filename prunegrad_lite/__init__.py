@@ -61,6 +61,22 @@ from prunegrad_lite.figures import (
     plot_sparsity_sweep,
 )
 from prunegrad_lite.maps import clip_percentile, normalize_map, reduce_channels, to_display_image
+from prunegrad_lite.models import (
+    MODELS,
+    FashionResNet,
+    ModelInfo,
+    WeightsUnavailableError,
+    load_model,
+    model_info,
+)
+from prunegrad_lite.training import (
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    load_checkpoint,
+    save_checkpoint,
+    train_model,
+)
 
 __version__ = "0.1.0"
 
@@ -125,4 +141,16 @@ __all__ = [
     "resolve_device",
     "resolve_target",
     "to_display_image",
+    "MODELS",
+    "FashionResNet",
+    "ModelInfo",
+    "WeightsUnavailableError",
+    "load_model",
+    "model_info",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "load_checkpoint",
+    "save_checkpoint",
+    "train_model",
 ]
