@@ -1,0 +1,335 @@
+"""The course's own figures (notebooks 00-04); method figures are in :mod:`prunegrad_lite.figures`.
+
+Like those, every function returns the :class:`~matplotlib.figure.Figure` it drew, with labelled
+axes, a colour bar where colours carry values, and a title that says what was measured. Nothing
+changes matplotlib's global state; close figures with ``plt.close(fig)`` when making many.
+Images are display images in [0, 1]: tensors (C, H, W) or numpy (H, W[, C]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from prunegrad_lite.figures import MAGNITUDE_CMAP, SIGNED_CMAP
+from prunegrad_lite.lessons.neurons import TaylorParts, layer_score_stats
+from prunegrad_lite.lessons.perturbation import PerturbationGains
+from prunegrad_lite.lessons.pruning import PruningSweep
+
+__all__ = [
+    "plot_channel_scores",
+    "plot_examples",
+    "plot_kept_per_site",
+    "plot_layer_scores",
+    "plot_perturbation_gains",
+    "plot_pruning_sweep",
+    "plot_taylor_parts",
+]
+
+_MPL = tuple(int(p) for p in matplotlib.__version__.split(".")[:2])
+
+
+def _display(image: Tensor | np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, 3) numpy in [0, 1] from a (C, H, W) tensor or an (H, W[, C]) array."""
+    if isinstance(image, Tensor):
+        img = image.detach().cpu().double().numpy()
+        img = np.moveaxis(img, 0, -1) if img.ndim == 3 else img
+    else:
+        img = np.asarray(image, dtype=np.float64)
+    img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+    return np.clip(img, 0.0, 1.0)
+
+
+def _show(ax, image: Tensor | np.ndarray, title: str | None = None) -> None:
+    img = _display(image)
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def plot_examples(images: Tensor | np.ndarray, labels: Sequence[str], ncols: int = 8) -> Figure:
+    """A grid of images with one label each (e.g. true class and prediction).
+
+    Example
+    -------
+    >>> fig = plot_examples(data.denormalize(data.images[:8]), ["Bag", ...])
+    """
+    n = len(images)
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} images")
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.7 * ncols, 1.9 * nrows + 0.4), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, image, label in zip(axes.flat, images, labels):
+        ax.set_axis_on()
+        _show(ax, image, label)
+    fig.suptitle(f"{n} images with their labels", fontsize=10)
+    return fig
+
+
+def plot_taylor_parts(
+    parts: TaylorParts, image: Tensor | np.ndarray, site: int, channel: int, sample: int = 0
+) -> Figure:
+    """One channel of one site: activation ``a``, gradient ``dS_c/da`` and score ``|a dS_c/da|``.
+
+    ``image`` is the sample's display image. Each panel has its own colour bar in the units of
+    the quantity (the logit S_c per unit of activation for the gradient).
+    """
+    a = parts.activations[site][sample].cpu().double()
+    g = parts.gradients[site][sample].cpu().double()
+    if a.ndim == 1:  # a fully connected site: show the channel as one pixel
+        a, g = a.view(-1, 1, 1), g.view(-1, 1, 1)
+    a, g = a[channel].numpy(), g[channel].numpy()
+    s = np.abs(a * g)
+    fig, axes = plt.subplots(1, 4, figsize=(11.5, 3.0), layout="constrained")
+    _show(axes[0], image, "input")
+    glim = max(float(np.abs(g).max()), 1e-12)
+    panels = [
+        (a, MAGNITUDE_CMAP, 0.0, max(float(a.max()), 1e-12), "activation a", "a (after ReLU)"),
+        (g, SIGNED_CMAP, -glim, glim, "gradient dS_c/da", "dS_c/da (logit per unit a)"),
+        (
+            s,
+            MAGNITUDE_CMAP,
+            0.0,
+            max(float(s.max()), 1e-12),
+            "Taylor score |a dS_c/da|",
+            "score (logit units)",
+        ),
+    ]
+    for ax, (values, cmap, vmin, vmax, title, label) in zip(axes[1:], panels):
+        im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("x (positions)")
+        ax.set_ylabel("y (positions)")
+        fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+    name = parts.sites[site].name
+    fig.suptitle(
+        f"Site {site} ({name}), channel {channel}: a neuron scores high only when it is active "
+        "and the logit is sensitive to it",
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_channel_scores(
+    channels: Sequence[int],
+    maps: Tensor | np.ndarray,
+    image: Tensor | np.ndarray | None = None,
+    site_name: str = "",
+) -> Figure:
+    """Taylor score maps of the top channels of one site (from ``top_channels``), one colour bar.
+
+    All panels share one scale (the largest score shown), so channels can be compared.
+    """
+    values = maps.detach().cpu().double().numpy() if isinstance(maps, Tensor) else np.asarray(maps)
+    k = len(channels)
+    ncols = k + (image is not None)
+    fig, axes = plt.subplots(
+        1, ncols, figsize=(1.9 * ncols + 0.8, 2.6), squeeze=False, layout="constrained"
+    )
+    axes = list(axes[0])
+    if image is not None:
+        _show(axes.pop(0), image, "input")
+    vmax = max(float(values.max()), 1e-12)
+    for ax, c, m in zip(axes, channels, values):
+        im = ax.imshow(m, cmap=MAGNITUDE_CMAP, vmin=0.0, vmax=vmax)
+        ax.set_title(f"channel {c}\nsum {m.sum():.2g}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes, label="|a dS_c/da| (logit units)", shrink=0.9)
+    fig.suptitle(f"Taylor scores of the {k} highest-scoring channels of {site_name}", fontsize=10)
+    return fig
+
+
+def plot_layer_scores(parts: TaylorParts) -> Figure:
+    """Per site: the distribution of non-zero scores (log scale) and the fraction of zero scores.
+
+    Left: box plots of ``log10 |a dS_c/da|`` over all neurons with a non-zero score (all
+    samples pooled). Right: the fraction of neurons that are inactive (a = 0; score 0).
+    """
+    stats = layer_score_stats(parts)
+    names = [f"{s.index}: {s.name}" for s in stats]
+    logs = []
+    for scores in parts.scores:
+        flat = scores.flatten().cpu().double()
+        logs.append(torch.log10(flat[flat > 0]).numpy())
+    fig, (ax, bx) = plt.subplots(
+        1,
+        2,
+        figsize=(10.5, 0.45 * len(names) + 1.8),
+        layout="constrained",
+        gridspec_kw={"width_ratios": [2.2, 1]},
+    )
+    positions = np.arange(len(names))[::-1]
+    # matplotlib 3.10 replaced vert=False by orientation="horizontal" (vert warns from 3.11)
+    horizontal = {"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False}
+    ax.boxplot(logs, positions=positions, widths=0.6, showfliers=False, **horizontal)
+    ax.set_yticks(positions, names, fontsize=8)
+    ax.set_xlabel("log10 Taylor score |a dS_c/da| (non-zero scores only)")
+    ax.set_title("Score distribution per site (whiskers 1.5 IQR)", fontsize=9)
+    bx.barh(positions, [s.inactive for s in stats], color="0.5", label="inactive (a = 0)")
+    bx.barh(
+        positions,
+        [s.share for s in stats],
+        height=0.35,
+        color="tab:red",
+        label="share of total score",
+    )
+    bx.set_yticks(positions, [])
+    bx.set_xlim(0, 1)
+    bx.set_xlabel("fraction of the site's neurons / of the total score")
+    bx.legend(fontsize=7, loc="lower right")
+    bx.set_title("Dead neurons and where the score lies", fontsize=9)
+    n = len(parts.target)
+    fig.suptitle(
+        f"Neuron importance per activation site ({n} images, predicted class)", fontsize=10
+    )
+    return fig
+
+
+def plot_kept_per_site(
+    taylor: PruningSweep,
+    random: PruningSweep | None = None,
+    level: int = 0,
+    sample: int | None = None,
+) -> Figure:
+    """Fraction of each site's neurons kept at one sparsity of a sweep, Taylor (and random) pruning.
+
+    ``level`` indexes the sweep's sparsities; ``sample=None`` averages over the samples. The
+    title gives the target probability before and after pruning.
+    """
+    pick = slice(None) if sample is None else [sample]
+    s = taylor.sparsities[level]
+    kept = taylor.kept_per_site[level][pick].mean(0)  # (L,)
+    names = [f"{site.index}: {site.name}" for site in taylor.sites]
+    y = np.arange(len(names))[::-1]
+    fig, ax = plt.subplots(figsize=(7.0, 0.42 * len(names) + 1.9), layout="constrained")
+    height = 0.4 if random is not None else 0.7
+    ax.barh(
+        y + (height / 2 if random is not None else 0),
+        kept,
+        height=height,
+        color="tab:blue",
+        label=f"Taylor scores (PruneGrad): p {taylor.prob[pick].mean():.3f} -> "
+        f"{taylor.pruned_prob[level][pick].mean():.3f}",
+    )
+    if random is not None:
+        ax.barh(
+            y - height / 2,
+            random.kept_per_site[level][pick].mean(0),
+            height=height,
+            color="tab:gray",
+            label=f"random scores (control): p {random.prob[pick].mean():.3f}"
+            f" -> {random.pruned_prob[level][pick].mean():.3f}",
+        )
+    ax.axvline(1 - s, color="k", ls="--", lw=1, label=f"1 - sparsity = {1 - s:.2f}")
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction of the site's neurons kept")
+    ax.legend(fontsize=7, loc="lower right")
+    who = "mean over images" if sample is None else f"image {sample}"
+    ax.set_title(
+        f"What survives a {taylor.threshold} threshold at sparsity {s:.2f} ({who});\n"
+        "p = target probability, unpruned -> pruned",
+        fontsize=9,
+    )
+    return fig
+
+
+def plot_pruning_sweep(
+    taylor: PruningSweep,
+    random: PruningSweep | None = None,
+    calibration_change: float | None = 0.15,
+) -> Figure:
+    """Output change against sparsity: relative probability change and surviving predictions.
+
+    Left: mean ``|p - p'| / p`` of the target probability, Taylor pruning against the random
+    control, with the calibration target (the authors' 15%). Right: the fraction of images whose
+    pruned network still predicts the same class.
+    """
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.0, 3.6), layout="constrained")
+    sweeps = [(taylor, "Taylor scores (PruneGrad)", "tab:blue")]
+    if random is not None:
+        sweeps.append((random, "random scores (control)", "tab:gray"))
+    for sweep, label, color in sweeps:
+        ax.plot(sweep.sparsities, sweep.mean_change, "o-", color=color, label=label)
+        bx.plot(sweep.sparsities, sweep.same_prediction.mean(1), "o-", color=color, label=label)
+    if calibration_change is not None:
+        ax.axhline(
+            calibration_change,
+            color="k",
+            ls="--",
+            lw=1,
+            label=f"calibration target {calibration_change:.0%}",
+        )
+    ax.set_xlabel("sparsity (fraction of neurons pruned)")
+    ax.set_ylabel("mean |p - p'| / p of the target class")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.set_title("How much pruning changes the output", fontsize=9)
+    bx.set_xlabel("sparsity (fraction of neurons pruned)")
+    bx.set_ylabel("fraction of images, same prediction")
+    bx.set_ylim(0, 1.05)
+    bx.legend(fontsize=8)
+    bx.set_title("Does the pruned network still predict the class?", fontsize=9)
+    n = taylor.prob.shape[0]
+    fig.suptitle(
+        f"Input-specific pruning against sparsity ({taylor.threshold} threshold, {n} images)",
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
+    """Raise of the pruned network's target logit against the perturbation's L2 norm, per direction.
+
+    Mean over images with a band of one standard error.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.0), layout="constrained")
+    colors = {
+        "prunegrad": "tab:red",
+        "iterative": "tab:purple",
+        "gradient": "tab:blue",
+        "random": "tab:gray",
+    }
+    labels = {
+        "prunegrad": "PruneGrad direction (gradient of the pruned net)",
+        "gradient": "plain gradient direction (unpruned net)",
+        "random": "random direction",
+        "iterative": f"iterative ascent in the pruned net ({gains.steps} steps)",
+    }
+    for name, values in gains.gains.items():
+        mean = values.mean(1)
+        err = values.std(1, ddof=1) / np.sqrt(values.shape[1]) if values.shape[1] > 1 else 0 * mean
+        ax.plot(
+            gains.epsilons,
+            mean,
+            "--" if name == "iterative" else "-",
+            marker="o",
+            color=colors.get(name),
+            label=labels.get(name, name),
+        )
+        ax.fill_between(gains.epsilons, mean - err, mean + err, color=colors.get(name), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("perturbation size epsilon = ||delta||_2 (normalised input units)")
+    ax.set_ylabel("S_c(x + delta) - S_c(x), pruned network (logit)")
+    ax.legend(fontsize=7)
+    n = next(iter(gains.gains.values())).shape[1]
+    ax.set_title(
+        f"Which perturbation of norm epsilon raises the pruned network's logit most?\n"
+        f"(sparsity {gains.sparsity:.2f}, mean and standard error over {n} images)",
+        fontsize=9,
+    )
+    return fig

@@ -1,0 +1,173 @@
+"""Lesson 1, neuron importance: activations, their gradients and the Taylor score ``|a * dS_c/da|``.
+
+:func:`taylor_parts` keeps the two factors of PruneGrad's step 1 apart (the package's
+:func:`~prunegrad_lite.neuron_scores` returns only their product), so a learner can see that a
+neuron matters when it is both active and influential. :func:`layer_score_stats` summarises the
+scores layer by layer and :func:`top_channels` picks the channels whose neurons score highest.
+
+Example
+-------
+>>> parts = taylor_parts(model, x[:4])                    # 4 images, predicted classes
+>>> print(format_layer_stats(layer_score_stats(parts)))
+>>> channels, maps = top_channels(parts.scores[3], sample=0, k=8)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from prunegrad_lite.attribution.activations import ActivationSite, intercept_activations
+from prunegrad_lite.attribution.base import (
+    TargetLike,
+    check_inputs,
+    check_model,
+    preserve_model_state,
+    resolve_target,
+    target_scores,
+)
+
+__all__ = [
+    "LayerStats",
+    "TaylorParts",
+    "format_layer_stats",
+    "layer_score_stats",
+    "taylor_parts",
+    "top_channels",
+]
+
+
+@dataclass
+class TaylorParts:
+    """Activations, gradients and Taylor scores of every neuron, per activation site.
+
+    ``activations[l]``, ``gradients[l]`` and ``scores[l]`` have shape ``(N, *sites[l].shape)``;
+    ``scores[l] == |activations[l] * gradients[l]|``, exactly what ``neuron_scores`` returns.
+    """
+
+    sites: list[ActivationSite]
+    activations: list[Tensor]  # a, per site (N, *shape), >= 0 after a ReLU
+    gradients: list[Tensor]  # dS_c/da, per site (N, *shape), signed
+    logits: Tensor  # (N, K) of the unpruned network
+    target: Tensor  # (N,) explained classes
+
+    @property
+    def scores(self) -> list[Tensor]:
+        """The Taylor scores ``|a * dS_c/da|`` per site, (N, *shape)."""
+        return [(a * g).abs() for a, g in zip(self.activations, self.gradients)]
+
+
+def taylor_parts(model: nn.Module, inputs: Tensor, target: TargetLike = None) -> TaylorParts:
+    """One forward and one backward pass of the unpruned network, keeping ``a`` and ``dS_c/da``.
+
+    ``target=None`` explains the predicted class. Inputs are checked and moved to the model's
+    device like any attribution call; the model is left unchanged. Results stay on that device.
+
+    Example
+    -------
+    >>> parts = taylor_parts(model, x)
+    >>> [(s.name, a.shape) for s, a in zip(parts.sites, parts.activations)]
+    """
+    check_model(model)
+    x = check_inputs(model, inputs)
+    acts: list[Tensor] = []
+
+    def record(site: ActivationSite, out: Tensor) -> Tensor:
+        acts.append(out)
+        return out
+
+    with preserve_model_state(model), torch.enable_grad():
+        xg = x.requires_grad_(True)  # puts every activation in the graph
+        with intercept_activations(model, record) as sites:
+            logits = model(xg)  # (N, K)
+        t = resolve_target(target, logits)
+        grads = torch.autograd.grad(target_scores(logits, t).sum(), acts, allow_unused=True)
+    grads = [torch.zeros_like(a) if g is None else g for a, g in zip(acts, grads)]
+    return TaylorParts(
+        list(sites), [a.detach() for a in acts], [g.detach() for g in grads], logits.detach(), t
+    )
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Score statistics of one activation site, averaged over the samples."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    neurons: int  # per sample
+    inactive: float  # fraction of neurons with a = 0 (dead for this input): their score is 0
+    zero_score: float  # fraction with score 0 (inactive, or no gradient reaches them)
+    mean_score: float  # mean |a dS/da| over the site's neurons
+    max_score: float  # largest score at the site (mean over samples of the per-sample max)
+    share: float  # the site's share of the sample's total score (sums to 1 over sites)
+
+
+def layer_score_stats(parts: TaylorParts) -> list[LayerStats]:
+    """Per site: neurons, inactive and zero-score fractions, mean/max score, share of the total.
+
+    Every statistic is computed per sample, then averaged over the samples.
+
+    Example
+    -------
+    >>> stats = layer_score_stats(taylor_parts(model, x))
+    >>> sum(s.share for s in stats)          # 1.0
+    """
+    scores = parts.scores
+    totals = sum(s.flatten(1).double().sum(1) for s in scores)  # (N,)
+    totals = torch.where(totals > 0, totals, torch.ones_like(totals))
+    rows = []
+    for site, a, s in zip(parts.sites, parts.activations, scores):
+        flat = s.flatten(1).double()  # (N, M_l)
+        rows.append(
+            LayerStats(
+                index=site.index,
+                name=site.name,
+                shape=site.shape,
+                neurons=site.numel,
+                inactive=(a.flatten(1) == 0).double().mean().item(),
+                zero_score=(flat == 0).double().mean().item(),
+                mean_score=flat.mean().item(),
+                max_score=flat.amax(1).mean().item(),
+                share=(flat.sum(1) / totals).mean().item(),
+            )
+        )
+    return rows
+
+
+def format_layer_stats(stats: Sequence[LayerStats]) -> str:
+    """A plain-text table of :func:`layer_score_stats`, one row per site."""
+    head = (
+        f"{'#':>2}  {'site':<18} {'shape':<10} {'neurons':>8} {'a=0':>6} {'score=0':>8} "
+        f"{'mean score':>11} {'max score':>10} {'share':>6}"
+    )
+    rows = [head]
+    for s in stats:
+        shape = "x".join(map(str, s.shape))
+        rows.append(
+            f"{s.index:>2}  {s.name[:18]:<18} {shape:<10} {s.neurons:>8} {s.inactive:>6.1%} "
+            f"{s.zero_score:>8.1%} {s.mean_score:>11.2e} {s.max_score:>10.2e} {s.share:>6.1%}"
+        )
+    return "\n".join(rows)
+
+
+def top_channels(site_values: Tensor, sample: int = 0, k: int = 8) -> tuple[list[int], Tensor]:
+    """The ``k`` channels of one site with the largest summed value for one sample, and their maps.
+
+    ``site_values`` is one site's scores (or activations, gradients), (N, C, H, W) or (N, C).
+    Returns the channel indices, largest first, and their maps (k, H, W) on the CPU
+    ((k, 1, 1) for a fully connected site).
+
+    Example
+    -------
+    >>> channels, maps = top_channels(parts.scores[2], sample=0, k=8)   # maps: (8, H, W)
+    """
+    v = site_values[sample].detach().cpu()
+    v = v.view(v.shape[0], 1, 1) if v.ndim == 1 else v  # (C, H, W)
+    k = min(k, v.shape[0])
+    totals = v.flatten(1).sum(1)  # (C,)
+    channels = totals.argsort(descending=True)[:k]
+    return channels.tolist(), v[channels]

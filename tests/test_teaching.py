@@ -1,0 +1,265 @@
+"""The course's pure functions (teaching, lessons) against oracles, and its figures."""
+
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from helpers import TinyFunctionalNet, tiny_cnn
+from matplotlib.figure import Figure
+
+import prunegrad_lite as pgl
+
+
+@pytest.fixture(autouse=True)
+def agg():
+    """Draw off-screen and close every figure a test made."""
+    matplotlib.use("Agg")
+    before = set(plt.get_fignums())
+    yield
+    for num in set(plt.get_fignums()) - before:
+        plt.close(num)
+
+
+def _hooks(model: torch.nn.Module) -> int:
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        for m in model.modules()
+    )
+
+
+@pytest.fixture
+def cnn() -> torch.nn.Module:
+    return tiny_cnn("reused", bn=True, seed=0, dtype=torch.float64)
+
+
+@pytest.fixture
+def x() -> torch.Tensor:
+    return torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------- teaching
+
+
+@pytest.mark.parametrize(
+    ("value", "smoke"),
+    [
+        (None, False),
+        ("", False),
+        ("0", False),
+        ("false", False),
+        ("Off", False),
+        ("1", True),
+        ("yes", True),
+    ],
+)
+def test_smoke_mode_and_pick_follow_the_environment_variable(monkeypatch, value, smoke):
+    if value is None:
+        monkeypatch.delenv(pgl.teaching.SMOKE_ENV_VAR, raising=False)
+    else:
+        monkeypatch.setenv(pgl.teaching.SMOKE_ENV_VAR, value)
+    assert pgl.smoke_mode() is smoke
+    assert pgl.pick("normal", "smoke") == ("smoke" if smoke else "normal")
+
+
+def test_environment_reports_device_and_weights(monkeypatch):
+    monkeypatch.setenv(pgl.teaching.SMOKE_ENV_VAR, "1")
+    env = pgl.environment("cpu", models=("efficientnet_lite0",))
+    assert env.device == torch.device("cpu") and env.smoke
+    assert set(env.weights) == {"efficientnet_lite0"}
+    text = str(env)
+    assert "device" in text and "cpu" in text and "smoke mode" in text
+
+
+def test_prediction_labels_name_the_argmax_with_its_probability(cnn, x):
+    names = ["a", "b", "c", "d"]
+    labels = pgl.prediction_labels(cnn, x, names, batch_size=2)
+    with torch.no_grad():
+        probs = cnn(x).softmax(-1)
+    for label, p in zip(labels, probs):
+        assert label == f"{names[int(p.argmax())]} (p={float(p.max()):.2f})"
+
+
+# ----------------------------------------------------------------------------- neurons
+
+
+def test_taylor_parts_by_hand():
+    """a = relu(W1 x + b1), dS_c/da = W2[c]: the hand-computable network of the oracle tests."""
+    net = TinyFunctionalNet().double().eval()
+    x = torch.tensor([[1.0, 1.0], [2.0, -1.0]], dtype=torch.float64)
+    parts = pgl.taylor_parts(net, x, target=[0, 1])
+    w1, b1 = net.fc1.weight.detach(), net.fc1.bias.detach()
+    w2 = net.fc2.weight.detach()
+    a = torch.relu(x @ w1.T + b1)
+    torch.testing.assert_close(parts.activations[0], a)
+    torch.testing.assert_close(parts.gradients[0], w2[[0, 1]])
+    torch.testing.assert_close(parts.scores[0], (a * w2[[0, 1]]).abs())
+    assert parts.target.tolist() == [0, 1]
+
+
+def test_taylor_scores_are_neuron_scores_and_leave_the_model_alone(cnn, x):
+    before = {k: v.clone() for k, v in cnn.state_dict().items()}
+    parts = pgl.taylor_parts(cnn, x)
+    reference = pgl.neuron_scores(cnn, x)
+    assert [s.name for s in parts.sites] == [s.name for s in reference.sites]
+    assert len(parts.sites) == 2  # one nn.ReLU module called twice: two sites
+    for mine, theirs in zip(parts.scores, reference.scores):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-12)
+    assert all((a >= 0).all() for a in parts.activations)
+    assert _hooks(cnn) == 0 and not cnn.training
+    for k, v in cnn.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_layer_score_stats_by_hand():
+    net = TinyFunctionalNet().double().eval()
+    x = torch.tensor([[1.0, 1.0]], dtype=torch.float64)  # a = relu([3, 0.5, -3]) = [3, 0.5, 0]
+    (row,) = pgl.layer_score_stats(pgl.taylor_parts(net, x, target=0))
+    # dS_0/da = W2[0] = [1, -2, 1]: scores [3, 1, 0]
+    assert row.neurons == 3 and row.shape == (3,)
+    assert row.inactive == pytest.approx(1 / 3) and row.zero_score == pytest.approx(1 / 3)
+    assert row.mean_score == pytest.approx(4 / 3) and row.max_score == pytest.approx(3.0)
+    assert row.share == pytest.approx(1.0)
+
+
+def test_layer_score_stats_shares_sum_to_one_and_table_has_a_row_per_site(cnn, x):
+    parts = pgl.taylor_parts(cnn, x)
+    stats = pgl.layer_score_stats(parts)
+    assert sum(s.share for s in stats) == pytest.approx(1.0)
+    for s, a in zip(stats, parts.activations):
+        assert s.inactive == pytest.approx((a == 0).double().mean().item())
+        assert s.zero_score >= s.inactive - 1e-12  # every inactive neuron scores 0
+    table = pgl.format_layer_stats(stats)
+    assert len(table.splitlines()) == len(stats) + 1
+
+
+def test_top_channels_sorts_channels_by_their_summed_score():
+    values = torch.zeros(2, 4, 3, 3)
+    values[1, 2] = 5.0
+    values[1, 0, 0, 0] = 7.0
+    values[1, 3] = 0.5
+    channels, maps = pgl.top_channels(values, sample=1, k=3)
+    assert channels == [2, 0, 3]
+    assert maps.shape == (3, 3, 3) and torch.equal(maps[0], values[1, 2])
+    fc_channels, fc_maps = pgl.top_channels(torch.tensor([[0.0, 2.0, 1.0]]), k=5)
+    assert fc_channels == [1, 2, 0] and fc_maps.shape == (3, 1, 1)
+
+
+# ----------------------------------------------------------------------------- pruning
+
+
+def test_pruning_sweep_matches_prunegrad_explain(cnn, x):
+    levels = [0.0, 0.5, 0.9]
+    sweep = pgl.pruning_sweep(cnn, x, levels)
+    np.testing.assert_allclose(sweep.pruned_prob[0], sweep.prob, rtol=1e-12)
+    assert (sweep.kept_fraction[0] == 1).all() and sweep.same_prediction[0].all()
+    for i, s in enumerate(levels[1:], start=1):
+        ex = pgl.PruneGrad(cnn, sparsity=s).explain(x)
+        np.testing.assert_allclose(sweep.pruned_prob[i], ex.pruned_prob.numpy(), rtol=1e-10)
+        np.testing.assert_allclose(sweep.kept_per_site[i], ex.kept_per_site.numpy())
+        np.testing.assert_allclose(sweep.change[i], ex.prob_change.numpy(), rtol=1e-8)
+        assert sweep.mean_change[i] == pytest.approx(ex.prob_change.mean().item())
+        same = ex.pruned_logits.argmax(1) == ex.target
+        assert (sweep.same_prediction[i] == same.numpy()).all()
+
+
+def test_random_pruning_sweep_is_seeded_and_keeps_one_minus_sparsity(cnn, x):
+    a = pgl.pruning_sweep(cnn, x, [0.3, 0.8], scoring="random", seed=3)
+    b = pgl.pruning_sweep(cnn, x, [0.3, 0.8], scoring="random", seed=3)
+    np.testing.assert_array_equal(a.pruned_prob, b.pruned_prob)
+    # random scores never tie, so the kept fraction is 1 - sparsity up to one neuron
+    total = sum(site.numel for site in a.sites)
+    np.testing.assert_allclose(a.kept_fraction, [[0.7] * 5, [0.2] * 5], atol=1.5 / total)
+
+
+# ----------------------------------------------------------------------------- perturbation
+
+
+def test_sparsity_maps_equal_prunegrad_and_gradient(cnn, x):
+    sweep = pgl.sparsity_maps(cnn, x, [0.0, 0.6, 0.95])
+    torch.testing.assert_close(sweep.maps[0.0], pgl.Gradient(cnn).attribute(x))
+    for s in (0.6, 0.95):
+        ex = pgl.PruneGrad(cnn, sparsity=s).explain(x)
+        torch.testing.assert_close(sweep.maps[s], ex.attribution)
+        np.testing.assert_allclose(sweep.kept_fraction[s], ex.kept_fraction.numpy())
+        np.testing.assert_allclose(sweep.change(s), ex.prob_change.numpy(), rtol=1e-8)
+
+
+def test_prunegrad_is_the_steepest_ascent_of_the_pruned_network(cnn, x):
+    """To first order, epsilon * PruneGrad/||PruneGrad|| raises S_c^pruned by epsilon ||PruneGrad||,
+    and no other direction of the same norm raises it more."""
+    eps = 1e-6
+    gains = pgl.perturbation_gains(cnn, x, 0.7, [eps], steps=3)
+    pg = pgl.PruneGrad(cnn, sparsity=0.7).attribute(x)
+    expected = eps * pg.flatten(1).norm(dim=1).numpy()
+    np.testing.assert_allclose(gains.gains["prunegrad"][0], expected, rtol=1e-4)
+    for name in ("gradient", "random", "iterative"):
+        assert (gains.gains[name][0] <= gains.gains["prunegrad"][0] * (1 + 1e-4)).all(), name
+    assert gains.gains["prunegrad"].shape == (1, 5) and set(gains.gains) == set(
+        pgl.lessons.DIRECTIONS
+    )
+
+
+def test_iterative_perturbation_gains_at_least_the_one_step_at_large_epsilon(cnn, x):
+    gains = pgl.perturbation_gains(cnn, x, 0.7, [0.5, 4.0], steps=8)
+    assert gains.gains["iterative"][-1].mean() >= gains.gains["prunegrad"][-1].mean() - 1e-9
+    assert (gains.gains["prunegrad"][-1] > gains.gains["random"][-1]).mean() >= 0.8
+    with pytest.raises(ValueError, match="epsilons"):
+        pgl.perturbation_gains(cnn, x, 0.7, [0.0])
+
+
+# ----------------------------------------------------------------------------- comparison
+
+
+def test_compute_maps_explains_one_target_with_each_method(cnn, x):
+    run = pgl.compute_maps(
+        cnn,
+        x,
+        ["gradient", "integrated_gradients", "prunegrad"],
+        {"integrated_gradients": {"steps": 4}, "prunegrad": {"sparsity": 0.8}},
+    )
+    assert list(run.maps) == ["gradient", "integrated_gradients", "prunegrad"]
+    assert all(m.shape == x.shape for m in run.maps.values())
+    assert torch.equal(run.target, cnn(x).argmax(1))
+    torch.testing.assert_close(
+        run.maps["integrated_gradients"], pgl.IntegratedGradients(cnn, steps=4).attribute(x)
+    )
+    torch.testing.assert_close(run.maps["prunegrad"], pgl.PruneGrad(cnn, sparsity=0.8).attribute(x))
+    assert all(s >= 0 for s in run.seconds.values())
+    assert len(pgl.format_timings(run).splitlines()) == 4
+    with pytest.raises(ValueError, match="not asked for"):
+        pgl.compute_maps(cnn, x, ["gradient"], {"prunegrad": {}})
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _check(fig: Figure) -> None:
+    assert isinstance(fig, Figure)
+    assert fig._suptitle is not None or any(ax.get_title() for ax in fig.axes)
+    plt.close(fig)
+
+
+def test_lesson_figures_draw_titled_figures(cnn, x):
+    images = torch.rand(5, 3, 8, 8)
+    parts = pgl.taylor_parts(cnn, x)
+    _check(pgl.plot_examples(images, list("abcde"), ncols=3))
+    fig = pgl.plot_taylor_parts(parts, images[0], site=1, channel=2)
+    assert [ax.get_xlabel() for ax in fig.axes[1:4]] == ["x (positions)"] * 3
+    assert len(fig.axes) == 7  # image, three panels and their three colour bars
+    _check(fig)
+    channels, maps = pgl.top_channels(parts.scores[0], k=3)
+    _check(pgl.plot_channel_scores(channels, maps, images[0], parts.sites[0].name))
+    _check(pgl.plot_layer_scores(parts))
+    taylor = pgl.pruning_sweep(cnn, x, [0.0, 0.5, 0.9])
+    random = pgl.pruning_sweep(cnn, x, [0.0, 0.5, 0.9], scoring="random")
+    _check(pgl.plot_kept_per_site(taylor, random, level=2))
+    _check(pgl.plot_kept_per_site(taylor, level=1, sample=0))
+    fig = pgl.plot_pruning_sweep(taylor, random)
+    assert fig.axes[0].get_xlabel() == "sparsity (fraction of neurons pruned)"
+    _check(fig)
+    _check(pgl.plot_perturbation_gains(pgl.perturbation_gains(cnn, x, 0.7, [0.1, 1.0], steps=2)))
+    with pytest.raises(ValueError, match="labels"):
+        pgl.plot_examples(images, ["a"])

@@ -1,0 +1,134 @@
+"""Each widget builds, and setting a control's value changes what it shows accordingly."""
+
+from __future__ import annotations
+
+import ipywidgets
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from helpers import tiny_cnn
+from matplotlib.figure import Figure
+
+import prunegrad_lite as pgl
+
+CLASSES = ["zero", "one", "two", "three"]
+
+
+@pytest.fixture(autouse=True)
+def agg(capsys):
+    """Draw off-screen; outside a kernel the output area prints, so capture it."""
+    matplotlib.use("Agg")
+    before = set(plt.get_fignums())
+    yield
+    assert set(plt.get_fignums()) == before, "a widget left a figure open"
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    return tiny_cnn("inplace", bn=True, seed=2)
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))  # (N, C, H, W)
+
+
+@pytest.fixture(scope="module")
+def display(images) -> torch.Tensor:
+    return (images - images.min()) / (images.max() - images.min())  # [0, 1]
+
+
+def _shown(widget: pgl.LessonWidget) -> Figure:
+    assert isinstance(widget, ipywidgets.VBox)
+    assert isinstance(widget.figure, Figure)
+    assert widget.output in widget.children
+    return widget.figure
+
+
+def test_first_map_widget_follows_the_image(model, images, display):
+    w = pgl.build_first_map_widget(model, images, display, CLASSES)
+    torch.testing.assert_close(w.result.maps["gradient"], pgl.Gradient(model).attribute(images[:1]))
+    first = w.result
+    w.controls["image"].value = 2
+    assert w.result is not first
+    torch.testing.assert_close(
+        w.result.maps["prunegrad"], pgl.PruneGrad(model).attribute(images[2:3])
+    )
+    label = pgl.prediction_labels(model, images[2:3], CLASSES)[0]
+    assert _shown(w).axes[0].get_ylabel() == label
+    w.controls["image"].value = 0
+    assert w.result is first  # cached: moving back recomputes nothing
+
+
+def test_neuron_importance_widget_follows_image_and_layer(model, images, display):
+    w = pgl.build_neuron_importance_widget(model, images, display, top=3)
+    assert [v for _, v in w.controls["layer"].options] == [0, 1]
+    w.controls["layer"].value = 1
+    w.controls["image"].value = 3
+    channels, maps = w.result
+    expected = pgl.top_channels(pgl.taylor_parts(model, images[3:4]).scores[1], k=3)
+    assert channels == expected[0]
+    torch.testing.assert_close(maps, expected[1])
+    assert "channel" in _shown(w).axes[1].get_title()
+
+
+def test_pruning_widget_shows_kept_fraction_and_probability_for_the_slider(model, images):
+    w = pgl.build_pruning_widget(model, images, sparsity=0.9)
+    taylor, random = w.result
+    assert taylor.sparsities.tolist() == [0.9] and random.scoring == "random"
+    w.controls["sparsity"].value = 0.3
+    taylor, random = w.result
+    total = sum(s.numel for s in taylor.sites)
+    np.testing.assert_allclose(random.kept_fraction, 0.7, atol=1.5 / total)
+    assert (taylor.kept_fraction <= 0.7 + 1e-9).all()
+    ex = pgl.PruneGrad(model, sparsity=0.3).explain(images)
+    np.testing.assert_allclose(taylor.pruned_prob[0], ex.pruned_prob.numpy(), rtol=1e-5)
+    assert "sparsity 0.30" in _shown(w).axes[0].get_title()
+
+
+def test_prunegrad_widget_shows_the_gradient_and_prunegrad_at_the_slider(model, images, display):
+    w = pgl.build_prunegrad_widget(model, images, display, sparsity=0.9)
+    assert sorted(w.result.maps) == [0.0, 0.9]
+    w.controls["sparsity"].value = 0.5
+    w.controls["image"].value = 1
+    torch.testing.assert_close(w.result.maps[0.0], pgl.Gradient(model).attribute(images[1:2]))
+    torch.testing.assert_close(
+        w.result.maps[0.5], pgl.PruneGrad(model, sparsity=0.5).attribute(images[1:2])
+    )
+    assert "sparsity 0.50" in _shown(w)._suptitle.get_text()
+    w.controls["sparsity"].value = 0.0  # the plain gradient alone
+    assert list(w.result.maps) == [0.0]
+
+
+def test_method_widget_shows_the_selected_methods(model, images, display):
+    methods = ["gradient", "gradcam", "prunegrad", "integrated_gradients"]
+    names = ["a", "b", "c", "d"]
+    w = pgl.build_method_widget(
+        model,
+        images,
+        display,
+        CLASSES,
+        methods,
+        options={"integrated_gradients": {"steps": 4}},
+        image_names=names,
+    )
+    assert list(w.result.maps) == methods[:3]
+    w.controls["methods"].value = ("integrated_gradients", "gradient")
+    w.controls["image"].value = 2
+    assert list(w.result.maps) == ["integrated_gradients", "gradient"]
+    torch.testing.assert_close(
+        w.result.maps["integrated_gradients"],
+        pgl.IntegratedGradients(model, steps=4).attribute(images[2:3]),
+    )
+    assert len(_shown(w).axes) == 1 + 2 + 2  # input, two maps, two colour bars
+    w.controls["methods"].value = ()
+    assert w.result is None and w.figure is None
+
+
+def test_builders_check_their_arguments(model, images, display):
+    with pytest.raises(ValueError, match="display images"):
+        pgl.build_first_map_widget(model, images, display[:2], CLASSES)
+    with pytest.raises(ValueError, match="image names"):
+        pgl.build_prunegrad_widget(model, images, display, image_names=["only one"])
