@@ -170,10 +170,15 @@ def test_gradcam_matches_captum_and_is_nonnegative(cnn64, x64):
     torch.testing.assert_close(ours[:, :1], theirs)
     torch.testing.assert_close(pgl.GradCAM(cnn64, layer=cnn64.relu2).attribute(x64, t), ours)
     torch.testing.assert_close(pgl.GradCAM(cnn64, layer="relu2").attribute(x64, t), ours)
-    # found by interception, so a functional or in-place last ReLU gives the same map
-    for relu in ("functional", "inplace"):
+    # found by interception, so a functional, in-place or reused last ReLU gives the same map
+    for relu in ("functional", "inplace", "reused"):
         variant = tiny_cnn(relu, dtype=torch.float64)
         torch.testing.assert_close(pgl.GradCAM(variant).attribute(x64, t), ours)
+    # a hooked in-place module, or a reused one (its last call is used), too
+    for relu in ("inplace", "reused"):
+        variant = tiny_cnn(relu, dtype=torch.float64)
+        torch.testing.assert_close(pgl.GradCAM(variant, layer="relu2").attribute(x64, t), ours)
+        assert _hook_count(variant) == 0
 
 
 def test_gradcam_refuses_what_it_cannot_explain(x64):
@@ -189,6 +194,36 @@ def test_gradcam_refuses_what_it_cannot_explain(x64):
     with pytest.raises(ValueError, match="no submodule"):
         pgl.GradCAM(cnn, layer="layer9")
     assert _hook_count(cnn) == 0 and _hook_count(stray) == 0
+
+
+class _FailsOnSecondCall(nn.Module):
+    """Wraps a model; its second forward raises after the first ReLU has run."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        y = self.model(x)
+        if self.calls >= 2:
+            raise RuntimeError("boom")
+        return y
+
+
+@pytest.mark.parametrize("name", ["guided_backprop", "gradcam", "fullgrad"])
+def test_nothing_left_behind_when_the_forward_raises(name, x64):
+    model = _FailsOnSecondCall(tiny_cnn(bn=True, dtype=torch.float64)).eval()
+    before = snapshot(model)
+    with pytest.raises(RuntimeError, match="boom"):  # 1st call: the target; 2nd: the hooked pass
+        METHODS[name](model).attribute(x64)
+    assert model.calls == 2
+    assert_unchanged(model, before)
+    if name == "gradcam":
+        model.calls = 0
+        with pytest.raises(RuntimeError, match="boom"):
+            pgl.GradCAM(model, layer="model.relu2").attribute(x64)
+        assert_unchanged(model, before)
 
 
 # ----------------------------------------------------------------------------- FullGrad

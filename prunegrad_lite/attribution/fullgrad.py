@@ -18,7 +18,8 @@ Upsampling is bilinear with ``align_corners=True`` (the reference). Non-spatial 
 (``Linear``, ``BatchNorm1d``) count in the decomposition but are not drawn, as in the reference.
 Bias layers are found as modules (forward hooks, removed when the call ends); a bias added by
 a functional call (``F.conv2d(x, w, b)``) is not seen. Other normalisations (LayerNorm,
-GroupNorm) are not affine in the input, so completeness does not hold for models using them.
+GroupNorm) are not affine in the input, and a saturated ReLU6 outputs a constant 6 that no
+layer's bias accounts for, so completeness holds for ReLU networks, not for models using those.
 """
 
 from __future__ import annotations

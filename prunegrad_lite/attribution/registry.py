@@ -1,23 +1,23 @@
 """Every attribution method by name: ``METHODS[name](model, **options).attribute(x, target)``.
 
-====================== ===========================================================
-name                   method
-====================== ===========================================================
-``gradient``           :class:`Gradient` (signed dS/dx)
-``grad_x_input``       :class:`GradientXInput`
+======================== ============================================================
+name                     method
+======================== ============================================================
+``gradient``             :class:`Gradient` (signed dS/dx)
+``grad_x_input``         :class:`GradientXInput`
 ``integrated_gradients`` :class:`IntegratedGradients` (zero baseline, 50 steps)
-``smoothgrad``         :class:`SmoothGrad` (25 samples, noise 0.15 of the range)
-``smoothgrad_sq``      :class:`SmoothGradSquared` (mean of squared noisy gradients)
-``guided_backprop``    :class:`GuidedBackprop`
-``gradcam``            :class:`GradCAM` (last ReLU feature map)
-``fullgrad``           :class:`FullGrad`
-``random``             :class:`RandomMap` (control)
-``edge``               :class:`EdgeMap` (control, model-independent)
-``prunegrad``          ``PruneGrad`` (Taylor scores, global threshold)
-``prunegrad_random``   ``PruneGrad(scoring="random")``: random pruning control
-``pruneint``           ``PruneGrad(scoring="integrated_gradients")``: PruneInt
-``prunegrad_layer``    ``PruneGrad(threshold="layer")``: per-layer threshold
-====================== ===========================================================
+``smoothgrad``           :class:`SmoothGrad` (25 samples, noise 0.15 of the range)
+``smoothgrad_sq``        :class:`SmoothGradSquared` (mean of squared noisy gradients)
+``guided_backprop``      :class:`GuidedBackprop`
+``gradcam``              :class:`GradCAM` (last ReLU feature map)
+``fullgrad``             :class:`FullGrad`
+``random``               :class:`RandomMap` (control)
+``edge``                 :class:`EdgeMap` (control, model-independent)
+``prunegrad``            ``PruneGrad`` (Taylor scores, global threshold)
+``prunegrad_random``     ``PruneGrad(scoring="random")``: random pruning control
+``pruneint``             ``PruneGrad(scoring="integrated_gradients")``: PruneInt
+``prunegrad_layer``      ``PruneGrad(threshold="layer")``: per-layer threshold
+======================== ============================================================
 
 The PruneGrad entries import :mod:`prunegrad_lite.attribution.prunegrad` only when they are
 called, and build (once) a real subclass of ``PruneGrad`` with the variant's option fixed.
