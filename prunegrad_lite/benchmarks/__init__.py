@@ -1,0 +1,73 @@
+"""The three benchmarks of the paper, one module each, and the ``reproduce`` run.
+
+================================ ==============================================================
+module                           what it holds
+================================ ==============================================================
+:mod:`.sanity`                   cascading / independent randomisation (Adebayo et al. 2018)
+:mod:`.pixel_perturbation`       LeRF / MoRF pixel removal, fractional output change
+:mod:`.roar`                     remove and retrain (Hooker et al. 2019), cached cells
+:mod:`.results`                  the results format every benchmark returns
+:mod:`.similarity`               Spearman, SSIM, HOG similarity of maps
+:mod:`.removal`                  ranking pixels, removal masks, replacement values
+:mod:`.attribution_maps`         maps for a whole image set, batch by batch
+:mod:`.plots`                    the benchmarks' figures
+:mod:`.paper`                    the authors' numbers and the comparison with ours
+:mod:`.reproduce`                ``prunegrad-lite reproduce``
+================================ ==============================================================
+"""
+
+from prunegrad_lite.benchmarks.paper import closing_table, compare_with_paper
+from prunegrad_lite.benchmarks.pixel_perturbation import (
+    PixelPerturbationConfig,
+    pixel_perturbation,
+    probability_change,
+)
+from prunegrad_lite.benchmarks.plots import plot_curves, plot_sanity_maps
+from prunegrad_lite.benchmarks.removal import (
+    rank_pixels,
+    removal_masks,
+    remove_pixels,
+    replacement_images,
+)
+from prunegrad_lite.benchmarks.reproduce import PRESETS, Preset, reproduce, smoke_mode
+from prunegrad_lite.benchmarks.results import BenchmarkResult, CurvePoint, Score, area_under_curve
+from prunegrad_lite.benchmarks.roar import RoarConfig, mask_top_pixels, roar
+from prunegrad_lite.benchmarks.sanity import (
+    SanityConfig,
+    Stage,
+    randomisation_stages,
+    sanity_checks,
+)
+from prunegrad_lite.benchmarks.similarity import map_similarities, spearman, ssim
+
+__all__ = [
+    "PRESETS",
+    "BenchmarkResult",
+    "CurvePoint",
+    "PixelPerturbationConfig",
+    "Preset",
+    "RoarConfig",
+    "SanityConfig",
+    "Score",
+    "Stage",
+    "area_under_curve",
+    "closing_table",
+    "compare_with_paper",
+    "map_similarities",
+    "mask_top_pixels",
+    "pixel_perturbation",
+    "plot_curves",
+    "plot_sanity_maps",
+    "probability_change",
+    "randomisation_stages",
+    "rank_pixels",
+    "removal_masks",
+    "remove_pixels",
+    "replacement_images",
+    "reproduce",
+    "roar",
+    "sanity_checks",
+    "smoke_mode",
+    "spearman",
+    "ssim",
+]

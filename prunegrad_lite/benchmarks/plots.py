@@ -1,0 +1,165 @@
+"""The benchmarks' figures: curves per method with their spread, and the sanity-check maps.
+
+Like :mod:`prunegrad_lite.figures` (whose grid this module reuses), every function returns the
+:class:`~matplotlib.figure.Figure` it drew, with labelled axes and a title that says what was
+measured, and changes no global matplotlib state.
+
+Example
+-------
+>>> fig = plot_curves(result)            # any BenchmarkResult
+>>> fig = plot_sanity_maps(sanity)       # the maps of one image as the layers are randomised
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from prunegrad_lite.benchmarks.results import BenchmarkResult
+from prunegrad_lite.figures import plot_method_grid
+from prunegrad_lite.maps import to_display_image
+
+__all__ = ["METRIC_LABELS", "plot_curves", "plot_sanity_maps"]
+
+#: y-axis label of each metric
+METRIC_LABELS = {
+    "prob_change": "|p_c(x) - p_c(x')| / p_c(x)",
+    "accuracy": "test accuracy after retraining",
+    "spearman_abs": "Spearman rank corr. of |map|",
+    "spearman": "Spearman rank corr. of signed map",
+    "ssim": "SSIM (window 5) of |map| / max",
+    "hog": "correlation of HOG features",
+}
+_VARIANT_TITLES = {
+    "lerf": "least relevant first (LeRF): lower is better",
+    "morf": "most relevant first (MoRF): higher is better",
+    "roar": "ROAR: remove top pixels, retrain (lower is better)",
+    "cascading": "cascading randomisation, logits down (lower = passes)",
+    "independent": "independent randomisation, one stage at a time",
+}
+_X_LABELS = {
+    "pixel": "fraction of pixels removed",
+    "roar": "fraction of top pixels removed",
+    "sanity": "randomised up to stage",
+}
+_STYLE = {  # fixed colours for the methods the paper compares; others take the cycle
+    "prunegrad": ("tab:red", "-", 2.4),
+    "gradient": ("tab:blue", "-", 1.4),
+    "integrated_gradients": ("tab:green", "-", 1.4),
+    "gradcam": ("tab:purple", "-", 1.4),
+    "guided_backprop": ("tab:orange", "-", 1.4),
+    "random": ("0.45", "--", 1.4),
+    "edge": ("0.2", ":", 1.4),
+}
+
+
+def plot_curves(
+    result: BenchmarkResult, panels: list[tuple[str, str]] | None = None, band: bool = True
+) -> Figure:
+    """One panel per (metric, variant), one line per method with a ±1 std band (or error bars).
+
+    Parameters
+    ----------
+    result : any benchmark's :class:`~prunegrad_lite.benchmarks.results.BenchmarkResult`.
+    panels : which (metric, variant) pairs to draw; default all of them.
+    band : True (default) shades mean ± std over images; ROAR always draws error bars
+        (std over seeds).
+
+    Example
+    -------
+    >>> fig = plot_curves(pixel_result, panels=[("prob_change", "lerf")])
+    >>> fig.savefig("lerf.png")
+    """
+    panels = panels or result.panels()
+    if not panels:
+        raise ValueError("the result has no curves to draw")
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(max(6.0, 5.2 * ncols), 3.9 * nrows + 0.8),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax, (metric, variant) in zip(axes.flat, panels):
+        labels: np.ndarray | None = None
+        for i, method in enumerate(result.methods):
+            try:
+                x, mean, std, labels = result.curve(method, metric, variant)
+            except KeyError:
+                continue
+            color, style, width = _STYLE.get(method, (f"C{i % 10}", "-", 1.4))
+            if result.benchmark == "roar":
+                ax.errorbar(x, mean, yerr=std, color=color, ls=style, lw=width, marker="o",
+                            ms=3.5, capsize=3, label=method)  # fmt: skip
+            else:
+                ax.plot(x, mean, color=color, ls=style, lw=width, marker="o", ms=3, label=method)
+                if band:
+                    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.12, lw=0)
+        if result.benchmark == "sanity" and labels is not None:
+            ax.set_xticks(range(len(labels)))
+            ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+        elif labels is not None and result.benchmark == "pixel":
+            ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:g}%")
+        elif labels is not None:
+            ax.set_xticks(x)
+            ax.set_xticklabels([lab.split(" ")[0] for lab in labels])
+        ax.set_xlabel(_X_LABELS.get(result.benchmark, "x"))
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_title(_VARIANT_TITLES.get(variant, variant), fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7, loc="best")
+    title = _TITLES.get(result.benchmark, result.benchmark)
+    fig.suptitle(f"{title} on {result.model}\n(mean ± std over {_units(result)})", fontsize=10)
+    return fig
+
+
+_TITLES = {
+    "pixel": "Pixel perturbation",
+    "roar": "ROAR (remove and retrain)",
+    "sanity": "Sanity checks: similarity to the original map",
+}
+
+
+def _units(result: BenchmarkResult) -> str:
+    if result.benchmark == "roar":
+        return f"{len(result.settings.get('seeds', []))} training seeds"
+    return f"{result.settings.get('num_images', '?')} images"
+
+
+def plot_sanity_maps(result: BenchmarkResult, image: int = 0) -> Figure:
+    """The maps of one image as the layers are randomised (cascading): one row per method.
+
+    Uses the example maps :func:`~prunegrad_lite.benchmarks.sanity.sanity_checks` keeps
+    (``config.example_images`` > 0): columns are the original model, then a few cascading
+    stages, each "→ stage" meaning every stage from the logits down to it is randomised.
+
+    Example
+    -------
+    >>> fig = plot_sanity_maps(sanity_result)
+    """
+    ex: dict[str, Any] = result.examples
+    if result.benchmark != "sanity" or not ex.get("maps"):
+        raise ValueError("needs a sanity-check result with example maps (example_images > 0)")
+    methods = ex["methods"]
+    x = ex["images"][image]  # (C, H, W)
+    mean, std = ex["display"] if ex.get("display") else (0.0, 1.0)
+    if ex.get("display") is None:  # no normalisation known: min-max for display
+        x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
+    img = to_display_image(x, mean, std)  # (H, W, C)
+    rows = np.repeat(img[None], len(methods), axis=0)  # one row per method
+    maps = {col: torch.as_tensor(m[image]) for col, m in ex["maps"].items()}  # (M, C, H, W)
+    fig = plot_method_grid(rows, maps, class_names=methods)
+    fig.suptitle(
+        f"Sanity check on {result.model}: maps as layers are randomised from the logits down "
+        "(each scaled by its own max)",
+        fontsize=10,
+    )
+    return fig

@@ -1,0 +1,478 @@
+"""``reproduce``: run the three benchmarks on the embedded models and set our numbers beside the
+authors' (what ``prunegrad-lite reproduce`` calls).
+
+Models and data (all offline):
+
+* ``fashion_mnist``: the shipped FashionResNet on the shipped Fashion-MNIST subset (10k train /
+  2k test): sanity checks, pixel perturbation and ROAR;
+* ``efficientnet_lite0``: the ImageNet EfficientNet-Lite0 on the seven photographs of scikit-image
+  and scikit-learn: sanity checks and pixel perturbation (ROAR needs an ImageNet training set,
+  which is not offline).
+
+Sizes come from a :class:`Preset`: ``"full"`` (the default), ``"quick"`` (``--quick``: fewer
+images, one ROAR seed, fewer fractions and methods; minutes on a CPU) and ``"smoke"``, which
+``PRUNEGRAD_LITE_SMOKE=1`` selects instead of either: the quick preset shrunk to a few images and
+one short epoch, the same code paths, for CI. Every preset number is in :data:`PRESETS`.
+
+PruneGrad's sparsity: the model's calibrated default when its registry entry has one, else
+calibrated here by the spec's rule (pruning changes the target probability by 15% on average,
+:func:`~prunegrad_lite.calibrate_sparsity`) on the benchmark images; ``summary.md`` states it.
+
+Outputs in ``out``: ``{benchmark}_{model}.png`` figures, ``*_curves.csv``, ``*_scores.csv`` and
+``*.md`` tables, ``*.json`` results, ``sanity_{model}_maps.png``, ``summary.md`` and ``run.json``
+(timings and settings). ``out/cache`` holds the ROAR maps and retrained cells and every finished
+benchmark result, so an interrupted run resumes and a finished one is not recomputed.
+
+Example
+-------
+>>> report = reproduce(benchmarks="pixel", models="fashion_mnist", quick=True, out="runs/quick")
+>>> print(report.summary_path.read_text())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from prunegrad_lite.benchmarks.attribution_maps import check_methods
+from prunegrad_lite.benchmarks.paper import closing_table, compare_with_paper, paper_tables
+from prunegrad_lite.benchmarks.pixel_perturbation import PixelPerturbationConfig, pixel_perturbation
+from prunegrad_lite.benchmarks.results import BenchmarkResult, write_text
+from prunegrad_lite.benchmarks.roar import RoarConfig, roar, setup_hash
+from prunegrad_lite.benchmarks.sanity import SanityConfig, sanity_checks
+from prunegrad_lite.device import resolve_device
+from prunegrad_lite.training import TrainConfig
+
+__all__ = [
+    "BENCHMARKS",
+    "DEFAULT_METHODS",
+    "PRESETS",
+    "REPRODUCE_MODELS",
+    "SMOKE_ENV",
+    "Preset",
+    "ReproduceReport",
+    "reproduce",
+    "select_preset",
+    "smoke_mode",
+]
+
+SMOKE_ENV = "PRUNEGRAD_LITE_SMOKE"
+BENCHMARKS = ("sanity", "pixel", "roar")
+REPRODUCE_MODELS = ("fashion_mnist", "efficientnet_lite0")
+#: the paper's comparison: the baselines of spec section 2, PruneGrad and the two controls
+DEFAULT_METHODS = (
+    "gradient",
+    "grad_x_input",
+    "integrated_gradients",
+    "smoothgrad",
+    "guided_backprop",
+    "gradcam",
+    "fullgrad",
+    "prunegrad",
+    "random",
+    "edge",
+)
+_PRUNEGRAD_FAMILY = ("prunegrad", "prunegrad_random", "pruneint", "prunegrad_layer")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much of each benchmark a ``reproduce`` run does (image counts, seeds, epochs)."""
+
+    name: str
+    pixel_images: int  # Fashion-MNIST test images for pixel perturbation
+    sanity_images: int  # Fashion-MNIST test images for the sanity checks
+    sanity_depth: int | None  # Fashion stages: None, one per conv/linear layer; 1, per block
+    roar_train: int | None  # ROAR training images (None: all 10,000 of the subset)
+    roar_test: int | None  # ROAR test images (None: all 2,000)
+    roar_fractions: tuple[float, ...]
+    roar_seeds: tuple[int, ...]
+    roar_epochs: int  # epochs of the ROAR recipe (TrainConfig otherwise at its defaults)
+    roar_methods: tuple[str, ...]  # ROAR's methods (retraining is the cost)
+    photos: int | None  # ImageNet photographs (None: all 7)
+    imagenet_sanity_methods: tuple[str, ...] | None  # None: the run's methods
+    imagenet_sanity_depth: int  # EfficientNet stages: 2 groups by block (_blocks.k)
+    calibration_images: int  # images PruneGrad's sparsity is calibrated on
+    methods: tuple[str, ...] = DEFAULT_METHODS  # default methods of pixel and sanity
+
+
+PRESETS: dict[str, Preset] = {
+    "full": Preset(
+        name="full",
+        pixel_images=1000,
+        sanity_images=200,
+        sanity_depth=None,
+        roar_train=None,
+        roar_test=None,
+        roar_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
+        roar_seeds=(0, 1, 2),
+        roar_epochs=2,
+        roar_methods=("gradient", "integrated_gradients", "gradcam", "prunegrad", "random"),
+        photos=None,
+        imagenet_sanity_methods=(
+            "gradient",
+            "guided_backprop",
+            "gradcam",
+            "prunegrad",
+            "random",
+            "edge",
+        ),
+        imagenet_sanity_depth=2,
+        calibration_images=500,
+    ),
+    "quick": Preset(
+        name="quick",
+        pixel_images=200,
+        sanity_images=32,
+        sanity_depth=1,
+        roar_train=2000,
+        roar_test=500,
+        roar_fractions=(0.1, 0.5, 0.9),
+        roar_seeds=(0,),
+        roar_epochs=1,
+        roar_methods=("gradient", "gradcam", "prunegrad", "random"),
+        photos=3,
+        imagenet_sanity_methods=("gradient", "guided_backprop", "prunegrad", "edge"),
+        imagenet_sanity_depth=1,
+        calibration_images=200,
+    ),
+    "smoke": Preset(
+        name="smoke",
+        pixel_images=16,
+        sanity_images=4,
+        sanity_depth=1,
+        roar_train=64,
+        roar_test=32,
+        roar_fractions=(0.1, 0.5),
+        roar_seeds=(0,),
+        roar_epochs=1,
+        roar_methods=("gradient", "prunegrad", "random"),
+        photos=1,
+        imagenet_sanity_methods=("gradient", "prunegrad", "edge"),
+        imagenet_sanity_depth=1,
+        calibration_images=16,
+        methods=("gradient", "guided_backprop", "gradcam", "prunegrad", "random", "edge"),
+    ),
+}
+
+
+def smoke_mode() -> bool:
+    """True when ``PRUNEGRAD_LITE_SMOKE=1`` is set (CI and notebook tests)."""
+    return os.environ.get(SMOKE_ENV, "").strip() == "1"
+
+
+def select_preset(quick: bool = False) -> Preset:
+    """``"smoke"`` in smoke mode, else ``"quick"`` when ``quick``, else ``"full"``."""
+    if smoke_mode():
+        return PRESETS["smoke"]
+    return PRESETS["quick" if quick else "full"]
+
+
+@dataclass
+class ReproduceReport:
+    """What :func:`reproduce` did: its results, timings and the files it wrote."""
+
+    out_dir: Path
+    preset: Preset
+    results: dict[tuple[str, str], BenchmarkResult] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # "benchmark/model" -> wall time
+    sparsity: dict[str, float] = field(default_factory=dict)  # model -> PruneGrad sparsity
+    notes: list[str] = field(default_factory=list)
+    summary_path: Path | None = None
+
+
+def _choice(value: str | Sequence[str], known: Sequence[str], what: str) -> list[str]:
+    values = [value] if isinstance(value, str) else list(value)
+    if values == ["all"]:
+        return list(known)
+    unknown = [v for v in values if v not in known]
+    if unknown or not values:
+        raise ValueError(
+            f"unknown {what} {unknown or values}; choose from {', '.join(known)} or all"
+        )
+    return list(dict.fromkeys(values))
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Setup:
+    """One model with its benchmark data."""
+
+    name: str
+    model: nn.Module
+    images: Tensor  # (N, C, H, W) for pixel perturbation
+    sanity_images: Tensor
+    display: tuple[Sequence[float], Sequence[float]]
+    train: Any = None  # ROAR data (Fashion-MNIST only)
+    test: Any = None
+
+
+def _load(name: str, preset: Preset, device: torch.device, weights: Any, seed: int) -> _Setup:
+    from prunegrad_lite.data import IMAGENET_NORMALIZATION, load_dataset, load_photos
+    from prunegrad_lite.models import load_model
+
+    if name == "fashion_mnist":
+        model = load_model(name, device=device, weights=weights)
+        test = load_dataset("fashion_mnist", "test")
+        train = load_dataset("fashion_mnist", "train")
+        roar_train = train if preset.roar_train is None else train.subset(preset.roar_train, seed)
+        roar_test = test if preset.roar_test is None else test.subset(preset.roar_test, seed)
+        return _Setup(
+            name,
+            model,
+            test.subset(preset.pixel_images, seed).images,
+            test.subset(preset.sanity_images, seed + 1).images,
+            (test.mean, test.std),
+            roar_train,
+            roar_test,
+        )
+    model = load_model(name, device=device)
+    from prunegrad_lite.data import PHOTOS
+
+    names = list(PHOTOS)[: preset.photos] if preset.photos is not None else None
+    images, _ = load_photos(names, preprocess="efficientnet_lite0")
+    return _Setup(name, model, images, images, IMAGENET_NORMALIZATION["efficientnet_lite0"])
+
+
+def _sparsity(setup: _Setup, preset: Preset) -> tuple[float, str]:
+    from prunegrad_lite.attribution.prunegrad import calibrate_sparsity
+    from prunegrad_lite.models import model_info
+
+    fixed = model_info(setup.name).default_sparsity
+    if fixed is not None:
+        return float(fixed), "the model's calibrated default"
+    x = setup.images[: preset.calibration_images].to(next(setup.model.parameters()).device)
+    cal = calibrate_sparsity(setup.model, x)
+    return cal.sparsity, (
+        f"calibrated here on {len(x)} images: pruning changes the target probability by "
+        f"{cal.change:.3f} on average (target 0.15)"
+    )
+
+
+def reproduce(
+    benchmarks: str | Sequence[str] = "all",
+    models: str | Sequence[str] = "all",
+    methods: Sequence[str] | None = None,
+    quick: bool = False,
+    device: str | torch.device | None = None,
+    out: str | os.PathLike = "runs/reproduce",
+    seed: int = 0,
+    progress: bool = True,
+    weights: str | os.PathLike = "default",
+    preset: Preset | None = None,
+) -> ReproduceReport:
+    """Run the benchmarks, write figures, tables and ``summary.md`` into ``out``.
+
+    Parameters
+    ----------
+    benchmarks : "sanity", "pixel", "roar", a list of them, or "all" (default).
+    models : "fashion_mnist", "efficientnet_lite0", a list, or "all" (default). ROAR runs on
+        Fashion-MNIST only.
+    methods : attribution methods (default: the preset's, :data:`DEFAULT_METHODS` for "full"
+        and "quick"); when given, they replace the preset's lists for every benchmark.
+    quick : the "quick" preset instead of "full" (``PRUNEGRAD_LITE_SMOKE=1`` selects "smoke").
+    device : None (CUDA when available, else CPU), "cpu", "cuda", ...
+    out : output folder; ``out/cache`` holds what a rerun reuses.
+    seed : seeds data subsets, rankings, the random control and the sanity re-initialisation.
+    progress : tqdm progress bars.
+    weights : the Fashion-MNIST checkpoint ("default": the shipped one, or a path).
+    preset : overrides ``quick`` and smoke mode (see :data:`PRESETS`).
+    """
+    which = _choice(benchmarks, BENCHMARKS, "benchmark")
+    model_names = _choice(models, REPRODUCE_MODELS, "model")
+    chosen = check_methods(methods) if methods is not None else None
+    preset = preset or select_preset(quick)
+    dev = resolve_device(device)
+    out_dir = Path(out)
+    cache = out_dir / "cache"
+    report = ReproduceReport(out_dir, preset)
+    t_run = time.perf_counter()
+    for name in model_names:
+        setup = _load(name, preset, dev, weights, seed)
+        sparsity, how = _sparsity(setup, preset)
+        report.sparsity[name] = sparsity
+        report.notes.append(f"{name}: PruneGrad sparsity {sparsity:.3f}, {how}.")
+        options = {m: {"sparsity": sparsity} for m in _PRUNEGRAD_FAMILY}
+        fingerprint = setup_hash(setup.model)
+        for bench in which:
+            if bench == "roar" and setup.train is None:
+                report.notes.append(
+                    f"{name}: ROAR skipped (it retrains on the training set; no ImageNet "
+                    "training set is available offline)."
+                )
+                continue
+            bench_methods = list(chosen or _methods_for(bench, name, preset))
+            key = _digest(bench, name, dataclasses.asdict(preset), bench_methods, seed,
+                          fingerprint, options)  # fmt: skip
+            cached = cache / "results" / f"{bench}_{name}_{key}.json"
+            t0 = time.perf_counter()
+            if cached.is_file():
+                result = BenchmarkResult.load(cached)
+            else:
+                result = _run(bench, setup, bench_methods, preset, dev, seed, progress, options,
+                              cache)  # fmt: skip
+                write_text(cached, result.to_json())
+            report.seconds[f"{bench}/{name}"] = round(time.perf_counter() - t0, 1)
+            report.results[(bench, name)] = result
+            result.save(out_dir)
+            if bench == "sanity" and result.examples:
+                _save_sanity_maps(result, out_dir / f"sanity_{name}_maps.png")
+    report.seconds["total"] = round(time.perf_counter() - t_run, 1)
+    report.summary_path = write_text(out_dir / "summary.md", _summary(report, dev))
+    run = {
+        "preset": dataclasses.asdict(preset),
+        "benchmarks": which,
+        "models": model_names,
+        "methods": chosen,
+        "seed": seed,
+        "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "seconds": report.seconds,
+        "sparsity": report.sparsity,
+        "notes": report.notes,
+    }
+    write_text(out_dir / "run.json", json.dumps(run, indent=1) + "\n")
+    return report
+
+
+def _methods_for(bench: str, model: str, preset: Preset) -> tuple[str, ...]:
+    if bench == "roar":
+        return preset.roar_methods
+    if bench == "sanity" and model != "fashion_mnist" and preset.imagenet_sanity_methods:
+        return preset.imagenet_sanity_methods
+    return preset.methods
+
+
+def _run(
+    bench: str,
+    setup: _Setup,
+    methods: list[str],
+    preset: Preset,
+    device: torch.device,
+    seed: int,
+    progress: bool,
+    options: dict[str, dict[str, Any]],
+    cache: Path,
+) -> BenchmarkResult:
+    options = {m: o for m, o in options.items() if m in methods}
+    fashion = setup.name == "fashion_mnist"
+    if bench == "pixel":
+        config = PixelPerturbationConfig(batch_size=64 if fashion else 8,
+                                         forward_batch=1000 if fashion else 40)  # fmt: skip
+        return pixel_perturbation(
+            setup.model, setup.images, methods, config, device=device, seed=seed,
+            progress=progress, method_options=options, model_name=setup.name,
+        )  # fmt: skip
+    if bench == "sanity":
+        config = SanityConfig(
+            depth=preset.sanity_depth if fashion else preset.imagenet_sanity_depth,
+            batch_size=64 if fashion else 8,
+        )
+        return sanity_checks(
+            setup.model, setup.sanity_images, methods, config, device=device, seed=seed,
+            progress=progress, method_options=options, display=setup.display,
+            model_name=setup.name,
+        )  # fmt: skip
+    config = RoarConfig(
+        fractions=preset.roar_fractions,
+        seeds=preset.roar_seeds,
+        recipe=TrainConfig(epochs=preset.roar_epochs),
+        batch_size=128,
+    )
+    return roar(
+        setup.model, setup.train, setup.test, methods, config, cache_dir=cache, device=device,
+        seed=seed, progress=progress, method_options=options, model_name=setup.name,
+    )  # fmt: skip
+
+
+def _save_sanity_maps(result: BenchmarkResult, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from prunegrad_lite.benchmarks.plots import plot_sanity_maps
+    from prunegrad_lite.training import atomic_write
+
+    fig = plot_sanity_maps(result)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+_BENCH_TITLES = {
+    "pixel": "Pixel perturbation (fractional change of the predicted class's probability)",
+    "roar": "ROAR (test accuracy after removing the top pixels and retraining)",
+    "sanity": "Sanity checks (similarity of the map to the original as weights are randomised)",
+}
+
+
+def _settings_line(result: BenchmarkResult) -> str:
+    s = result.settings
+    if result.benchmark == "pixel":
+        return (f"{s['num_images']} images, fractions {s['fractions'][0]:g}..{s['fractions'][-1]:g}"
+                f", replacement {s['replacement']!r} (0 in normalised space = the normalisation "
+                "mean colour).")  # fmt: skip
+    if result.benchmark == "roar":
+        r = s["recipe"]
+        ref = s.get("reference_accuracy") or []
+        ref_text = ", ".join(f"{a:.3f}" for a in ref)
+        return (f"fractions {s['fractions']}, training seeds {s['seeds']}, recipe: TrainConfig "
+                f"with epochs={r['epochs']} (otherwise the shipped model's recipe: {r['optimizer']}"
+                f", lr {r['lr']}, batch {r['batch_size']}, {r['schedule']}); reference accuracy "
+                f"on unmodified images with this recipe: {ref_text}.")  # fmt: skip
+    stages = [st["name"] for st in s["stages"]]
+    return (f"{s['num_images']} images, {len(stages)} stages from the logits down "
+            f"({', '.join(stages)}), weights re-drawn from N(0, {s['init_std']}^2); scores: "
+            "Spearman |map| etc. after the top stage (@top), after all stages (@all), mean "
+            "over independent stages (@independent).")  # fmt: skip
+
+
+def _summary(report: ReproduceReport, device: torch.device) -> str:
+    p = report.preset
+    lines = [
+        "# PruneGrad's three benchmarks: our numbers beside the authors'",
+        "",
+        f"Preset **{p.name}** on {device} ({torch.get_num_threads()} torch threads); total wall "
+        f"time {report.seconds.get('total', 0):.0f} s. Times per benchmark: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items() if k != "total")
+        + ".",
+        "",
+        "Our models and data are not the authors' (they used ResNet50 on ImageNet and ResNet8 on "
+        "CIFAR-10): only the **qualitative** claims can be compared. Each claim below is a "
+        "comparison fixed in `prunegrad_lite/benchmarks/paper.py` before the results were seen.",
+    ]
+    if p.name != "full":
+        lines += ["", f"**This is the {p.name!r} preset:** few images, one seed, short training; "
+                  "its numbers are noisy and only show that the pipeline works."]  # fmt: skip
+    lines += ["", *(f"- {n}" for n in report.notes)]
+    for model in dict.fromkeys(m for _, m in report.results):
+        by_bench = {b: r for (b, m), r in report.results.items() if m == model}
+        lines += ["", f"## {model}", "", "### Our numbers, per method", "",
+                  "LeRF: fractional output change (lower is better); ROAR: test accuracy after "
+                  "retraining, mean ± std over seeds (lower is better); sanity: Spearman rank "
+                  "correlation of |map| with the original after the top stage and after all stages "
+                  "are randomised, cascading (lower passes).", "",
+                  closing_table(by_bench), "### Against the paper", "",
+                  compare_with_paper(by_bench)]  # fmt: skip
+        for bench, result in by_bench.items():
+            stem = f"{bench}_{model}"
+            lines += [f"### {_BENCH_TITLES[bench]}", "", _settings_line(result), "",
+                      result.to_markdown(), f"![{stem}]({stem}.png)", ""]  # fmt: skip
+            if bench == "sanity" and (report.out_dir / f"sanity_{model}_maps.png").is_file():
+                lines += [f"![maps](sanity_{model}_maps.png)", ""]
+    lines += ["## The authors' numbers (spec section 4)", "", paper_tables()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,353 @@
+"""ROAR, RemOve And Retrain (Hooker et al. 2019): is the accuracy lost when the top pixels go?
+
+Protocol (spec section 3, fixed before looking at results):
+
+* maps are computed **once per method** with the original model, for the class it predicts,
+  for every train and test image, and cached (``cache_dir/maps``);
+* pixels are ranked by ``max_c |A_c|`` (ties at random, seeded); for each fraction t (default
+  10, 30, 50, 70, 90%) the top-t pixels of every train and test image are replaced, all channels
+  together, by the **per-channel mean of the training images** (in normalised units);
+* a model is **retrained from scratch** on the modified training set with one recipe (a
+  :class:`~prunegrad_lite.training.TrainConfig`, identical for every cell except its seed) by
+  :func:`~prunegrad_lite.training.train_model`, the package's one training function, and its
+  accuracy on the modified test set is the cell's result (lower is better: the removed pixels
+  mattered);
+* every (method, fraction) cell is retrained with several seeds (default 0, 1, 2: error bars);
+  a "random" method is the random-ranking control, and fraction 0 (unmodified images, same
+  recipe, same seeds) is the reference accuracy;
+* score: the area under accuracy-vs-fraction over the fractions run, divided by their range
+  (the mean accuracy over the removal range), per seed, then mean and std over seeds.
+
+Caching and resuming: each retrained cell is a JSON record in
+``cache_dir/roar/<setup>/<method>/t<fraction>_s<seed>_<recipe hash>.json`` written atomically,
+where ``<setup>`` hashes the model weights, the images, the method options and the ranking
+seed. A finished cell is never recomputed; an interrupted run resumes at the first missing one.
+
+Example
+-------
+>>> train, test = load_dataset("fashion_mnist", "train"), load_dataset("fashion_mnist", "test")
+>>> result = roar(model, train, test, ["gradient", "prunegrad", "random"], cache_dir="runs/cache")
+>>> result.score("prunegrad", "roar_auc")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from prunegrad_lite.benchmarks.attribution_maps import (
+    MethodOptions,
+    check_methods,
+    compute_maps,
+    describe_options,
+    on_device,
+    options_for,
+    predict,
+)
+from prunegrad_lite.benchmarks.removal import check_fractions, num_removed, rank_pixels
+from prunegrad_lite.benchmarks.results import (
+    BenchmarkResult,
+    CurvePoint,
+    Score,
+    area_under_curve,
+    mean_std,
+    write_text,
+)
+from prunegrad_lite.training import TrainConfig, atomic_write, train_model
+
+__all__ = [
+    "DEFAULT_ROAR_FRACTIONS",
+    "RoarConfig",
+    "mask_top_pixels",
+    "recipe_hash",
+    "roar",
+    "roar_cell_path",
+    "setup_hash",
+]
+
+DEFAULT_ROAR_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+BASELINE = "none"  # the method name of the fraction-0 reference cells
+
+
+@dataclass(frozen=True)
+class RoarConfig:
+    """The ROAR protocol. ``recipe`` is the training recipe of every retrained cell.
+
+    The default recipe is :class:`~prunegrad_lite.training.TrainConfig` with 2 epochs instead
+    of 4: 75+ retrainings must fit a CPU budget; it is the same for every cell, and the
+    reference cells (fraction 0) show what it reaches on unmodified images.
+    """
+
+    fractions: tuple[float, ...] = DEFAULT_ROAR_FRACTIONS  # top fractions removed, in (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2)  # one retraining per seed and cell
+    recipe: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2))  # seed overridden
+    baseline: bool = True  # also retrain on unmodified images (fraction 0), per seed
+    batch_size: int = 128  # images per attribution call
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fractions", check_fractions(self.fractions))
+        seeds = tuple(dict.fromkeys(int(s) for s in self.seeds))
+        if not seeds:
+            raise ValueError("give at least one seed")
+        object.__setattr__(self, "seeds", seeds)
+        if not isinstance(self.recipe, TrainConfig):
+            raise ValueError(f"recipe must be a TrainConfig, got {type(self.recipe).__name__}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be positive")
+
+
+def recipe_hash(recipe: TrainConfig) -> str:
+    """12 hex digits identifying a training recipe, its seed excluded (seeds key cells apart)."""
+    fields = {k: v for k, v in dataclasses.asdict(recipe).items() if k != "seed"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _tensor_digest(digest: Any, tensor: Tensor) -> None:
+    t = tensor.detach().cpu().contiguous()
+    digest.update(str((tuple(t.shape), str(t.dtype))).encode())
+    digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+
+def setup_hash(model: nn.Module, *tensors: Tensor, extra: Any = None) -> str:
+    """16 hex digits identifying a model's weights, some tensors and JSON-able ``extra``."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        _tensor_digest(digest, value)
+    for t in tensors:
+        _tensor_digest(digest, t)
+    digest.update(json.dumps(extra, sort_keys=True, default=repr).encode())
+    return digest.hexdigest()[:16]
+
+
+def roar_cell_path(
+    cache_dir: str | os.PathLike, setup: str, method: str, fraction: float, seed: int, recipe: str
+) -> Path:
+    """Where the record of one retrained cell lives (see the module docstring)."""
+    return Path(cache_dir) / "roar" / setup / method / f"t{fraction:.4f}_s{seed}_{recipe}.json"
+
+
+def mask_top_pixels(images: Tensor, rank: Tensor, fraction: float, fill: Tensor) -> Tensor:
+    """Replace the top ``fraction`` of pixels of every image by ``fill``, all channels together.
+
+    ``images`` (N, C, H, W); ``rank`` (N, H*W) from
+    :func:`~prunegrad_lite.benchmarks.removal.rank_pixels` (0 = most important); ``fill`` (C,)
+    per-channel values. Returns a new tensor; ``round(fraction * H * W)`` pixels are replaced.
+
+    Example
+    -------
+    >>> mask_top_pixels(x, rank, 0.5, x.mean(dim=(0, 2, 3)))      # (N, C, H, W)
+    """
+    n, c, h, w = images.shape
+    k = num_removed(fraction, h * w)
+    removed = (rank < k).view(n, 1, h, w)  # (N, 1, H, W)
+    return torch.where(removed, fill.view(1, c, 1, 1).to(images), images)
+
+
+def _load_or_compute_ranks(
+    model: nn.Module,
+    images: Tensor,
+    name: str,
+    options: dict[str, Any],
+    target: Tensor,
+    cache_dir: Path | None,
+    setup: str,
+    batch_size: int,
+    seed: int,
+    progress: bool,
+) -> Tensor:
+    """Pixel ranks (N, H*W) of one method for all images, from the cache when there."""
+    path = None if cache_dir is None else cache_dir / "maps" / setup / f"{name}.pt"
+    if path is not None and path.is_file():
+        return torch.load(path, weights_only=True).long()
+    maps = compute_maps(
+        model, images, name, options=options, target=target, batch_size=batch_size,
+        seed=seed, progress=progress, desc=f"ROAR maps: {name}",
+    )  # fmt: skip
+    rank = rank_pixels(maps, torch.Generator().manual_seed(seed))  # (N, P)
+    if path is not None:
+        small = rank.to(torch.int16 if rank.shape[1] < 2**15 else torch.int32)
+        with atomic_write(path) as f:
+            torch.save(small, f)
+    return rank
+
+
+def roar(
+    model: nn.Module,
+    train: Any,
+    test: Any,
+    methods: str | Sequence[str],
+    config: RoarConfig | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    method_options: MethodOptions | None = None,
+    model_fn: Callable[[], nn.Module] | None = None,
+    model_name: str = "model",
+    on_cell: Callable[[dict[str, Any]], None] | None = None,
+) -> BenchmarkResult:
+    """Run ROAR for every method: remove the top pixels, retrain from scratch, test.
+
+    Parameters
+    ----------
+    model : the trained classifier whose maps rank the pixels (eval mode; never modified).
+    train, test : objects with ``.images`` (N, C, H, W) normalised and ``.labels`` (N,), e.g.
+        :class:`~prunegrad_lite.LabeledData`, or ``(images, labels)`` pairs.
+    methods : names of :data:`~prunegrad_lite.METHODS`; include ``"random"`` for the control.
+    config : the protocol (default :class:`RoarConfig`: 10..90%, seeds 0-2, 2-epoch recipe).
+    cache_dir : folder for the maps and the retrained cells (None: nothing cached; a run
+        cannot resume).
+    device : where to compute maps and retrain (None: CUDA when available, else CPU).
+    seed : seeds the ranking's tie-breaking and the random control; default 0. Training
+        seeds are ``config.seeds``.
+    progress : tqdm progress bars (cells, maps, epochs).
+    method_options : ``{method: {option: value}}`` for the methods' constructors.
+    model_fn : builds the retrained architecture (default: ``train_model``'s FashionResNet
+        with ``config.recipe``'s width and classes).
+    model_name : the name written into the results.
+    on_cell : called with each cell's record when it is done (computed or cached).
+
+    Curves: ``("accuracy", "roar")`` per method, step 0 the reference (fraction 0) when
+    ``config.baseline``. Scores: ``roar_auc`` and ``acc@{t}`` for every fraction (lower is
+    better).
+    """
+    config = config or RoarConfig()
+    names = check_methods(methods)
+    train_x, train_y = _pair(train, "train")
+    test_x, test_y = _pair(test, "test")
+    model = on_device(model, device)
+    cache = None if cache_dir is None else Path(cache_dir)
+    recipe = recipe_hash(config.recipe)
+    fill = train_x.mean(dim=(0, 2, 3))  # (C,) per-channel mean of the training images
+    all_x = torch.cat([train_x, test_x])  # maps for train and test in one pass
+    target = predict(model, all_x, 512).argmax(1)  # (N,) predicted classes
+
+    ranks: dict[str, Tensor] = {}
+    setups: dict[str, str] = {}
+    for name in names:
+        options = options_for(method_options, name)
+        setups[name] = setup_hash(model, all_x, train_y, test_y,
+                                   extra={"method": name, "options": options, "seed": seed})  # fmt: skip
+        ranks[name] = _load_or_compute_ranks(
+            model, all_x, name, options, target, cache, setups[name], config.batch_size, seed,
+            progress,
+        )  # fmt: skip
+    base_setup = setup_hash(model, train_x, train_y, test_x, test_y, extra=BASELINE)
+
+    cells = [(BASELINE, 0.0, s) for s in config.seeds] if config.baseline else []
+    cells += [(m, f, s) for s in config.seeds for f in config.fractions for m in names]
+    records: dict[tuple[str, float, int], dict[str, Any]] = {}
+    bar = tqdm(cells, desc="ROAR cells", disable=not progress)
+    for name, fraction, train_seed in bar:
+        setup = base_setup if name == BASELINE else setups[name]
+        path = (
+            None
+            if cache is None
+            else roar_cell_path(cache, setup, name, fraction, train_seed, recipe)
+        )
+        bar.set_postfix(method=name, fraction=fraction, seed=train_seed)
+        if path is not None and path.is_file():
+            record = json.loads(path.read_text())
+        else:
+            if name == BASELINE:
+                x_tr, x_te = train_x, test_x
+            else:
+                rank = ranks[name]
+                x_tr = mask_top_pixels(train_x, rank[: len(train_x)], fraction, fill)
+                x_te = mask_top_pixels(test_x, rank[len(train_x) :], fraction, fill)
+            result = train_model(
+                (x_tr, train_y), (x_te, test_y), dataclasses.replace(config.recipe, seed=train_seed),
+                device=device, progress=progress, model_fn=model_fn,
+            )  # fmt: skip
+            record = {
+                "method": name, "fraction": fraction, "seed": train_seed,
+                "recipe_hash": recipe, "setup_hash": setup,
+                "recipe": dataclasses.asdict(config.recipe) | {"seed": train_seed},
+                "test_accuracy": result.test_accuracy,
+                "history": [dataclasses.asdict(h) for h in result.history],
+                "wall_time_s": result.wall_time_s,
+            }  # fmt: skip
+            if path is not None:
+                write_text(path, json.dumps(record, indent=1) + "\n")
+        records[(name, fraction, train_seed)] = record
+        if on_cell is not None:
+            on_cell(record)
+    bar.close()
+    return _result(names, records, config, model_name, seed, recipe, method_options)
+
+
+def _pair(data: Any, what: str) -> tuple[Tensor, Tensor]:
+    if hasattr(data, "images") and hasattr(data, "labels"):
+        images, labels = data.images, data.labels
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        images, labels = data
+    else:
+        raise ValueError(f"{what} must have .images and .labels or be an (images, labels) pair")
+    if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels) or not len(images):
+        raise ValueError(f"{what}: expected images (N, C, H, W) and labels (N,) with N > 0")
+    return images.detach().float().cpu(), labels.detach().long().cpu()
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:g}%"
+
+
+def _result(
+    names: list[str],
+    records: Mapping[tuple[str, float, int], dict[str, Any]],
+    config: RoarConfig,
+    model_name: str,
+    seed: int,
+    recipe: str,
+    method_options: MethodOptions | None,
+) -> BenchmarkResult:
+    seeds = config.seeds
+    acc = {key: float(r["test_accuracy"]) for key, r in records.items()}
+    curves: list[CurvePoint] = []
+    scores: list[Score] = []
+    base = torch.tensor([acc[(BASELINE, 0.0, s)] for s in seeds]) if config.baseline else None
+    for name in names:
+        table = torch.tensor(
+            [[acc[(name, f, s)] for f in config.fractions] for s in seeds]
+        )  # (S, F)
+        points = [] if base is None else [(0.0, "0% (reference)", base)]
+        points += [(f, _pct(f), table[:, j]) for j, f in enumerate(config.fractions)]
+        for step, (x, label, values) in enumerate(points):
+            m, sd, n = mean_std(values)
+            curves.append(CurvePoint(name, "accuracy", "roar", step, x, label,
+                                     float(m), float(sd), int(n)))  # fmt: skip
+        if len(config.fractions) > 1:
+            am, asd, an = mean_std(area_under_curve(config.fractions, table, dim=1))
+            scores.append(Score(name, "roar_auc", float(am), float(asd), int(an), "lower"))
+        for j, f in enumerate(config.fractions):
+            m, sd, n = mean_std(table[:, j])
+            scores.append(Score(name, f"acc@{_pct(f)}", float(m), float(sd), int(n), "lower"))
+    settings: dict[str, Any] = {
+        "fractions": list(config.fractions),
+        "seeds": list(seeds),
+        "recipe": dataclasses.asdict(config.recipe),
+        "recipe_hash": recipe,
+        "baseline": config.baseline,
+        "reference_accuracy": None if base is None else [float(v) for v in base],
+        "fill": "per-channel mean of the training images (normalised units)",
+        "ranking": "max over channels of |attribution|, ties broken at random (seeded)",
+        "seed": seed,
+        "method_options": describe_options(method_options),
+        "cells": [
+            {k: r[k] for k in ("method", "fraction", "seed", "test_accuracy", "wall_time_s")}
+            for r in records.values()
+        ],
+    }
+    return BenchmarkResult("roar", model_name, names, curves, scores, settings)
