@@ -232,6 +232,23 @@ def _train(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# reproduce (the options and the run live in prunegrad_lite.benchmarks.reproduce)
+# --------------------------------------------------------------------------------------------------
+
+
+def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    from prunegrad_lite.benchmarks.reproduce import add_arguments
+
+    add_arguments(parser)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from prunegrad_lite.benchmarks.reproduce import run_cli
+
+    return run_cli(args)
+
+
+# --------------------------------------------------------------------------------------------------
 # The command table and the entry point
 # --------------------------------------------------------------------------------------------------
 
@@ -240,6 +257,7 @@ COMMANDS: dict[str, Command] = {
         "versions, device, data files and models available offline", _info_arguments, _info
     ),
     "train": Command("train a FashionResNet with the package's recipe", _train_arguments, _train),
+    "reproduce": Command("the benchmarks, beside the paper", _reproduce_arguments, _reproduce),
 }
 
 

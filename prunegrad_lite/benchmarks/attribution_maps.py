@@ -22,12 +22,14 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from prunegrad_lite.attribution.base import TargetLike, check_model
-from prunegrad_lite.attribution.registry import METHODS, get_method
+from prunegrad_lite.attribution.base import Attribution, TargetLike, check_model
+from prunegrad_lite.attribution.controls import RandomMap
+from prunegrad_lite.attribution.registry import METHODS
 from prunegrad_lite.device import model_device, resolve_device
 
 __all__ = [
     "check_methods",
+    "check_options",
     "compute_maps",
     "describe_options",
     "on_device",
@@ -36,36 +38,53 @@ __all__ = [
 ]
 
 MethodOptions = Mapping[str, Mapping[str, Any]]
+MethodClass = type[Attribution]
+MethodLike = str | MethodClass
 
 
-def check_methods(methods: str | Sequence[str]) -> list[str]:
-    """Method names as a list without repeats; ``ValueError`` for an unknown or empty list.
+def check_methods(methods: MethodLike | Sequence[MethodLike]) -> dict[str, MethodClass]:
+    """The methods as ``{name: class}``, in order, without repeats.
+
+    Each entry is a name of :data:`~prunegrad_lite.METHODS` or an
+    :class:`~prunegrad_lite.Attribution` subclass (its ``name`` attribute names it; this is how
+    tests and users benchmark a method of their own). Unknown names, an empty list or two
+    classes with one name raise a ``ValueError``.
 
     Example
     -------
-    >>> check_methods(["gradient", "prunegrad"])
+    >>> list(check_methods(["gradient", "prunegrad"]))
     ['gradient', 'prunegrad']
     """
-    names = [methods] if isinstance(methods, str) else list(methods)
-    if not names:
+    items = [methods] if isinstance(methods, (str, type)) else list(methods)
+    if not items:
         raise ValueError(f"give at least one attribution method; known: {', '.join(METHODS)}")
-    unknown = [m for m in names if m not in METHODS]
-    if unknown:
-        raise ValueError(
-            f"unknown attribution method(s) {', '.join(map(repr, unknown))}; "
-            f"known methods: {', '.join(METHODS)}"
-        )
-    return list(dict.fromkeys(names))
+    out: dict[str, MethodClass] = {}
+    for item in items:
+        if isinstance(item, type) and issubclass(item, Attribution):
+            name, cls = item.name, item
+        elif isinstance(item, str) and item in METHODS:
+            name, cls = item, METHODS[item]
+        else:
+            raise ValueError(
+                f"unknown attribution method {item!r}; known methods: {', '.join(METHODS)} "
+                "(or pass an Attribution subclass)"
+            )
+        if out.get(name, cls) is not cls:
+            raise ValueError(f"two different methods are named {name!r}")
+        out[name] = cls
+    return out
 
 
 def options_for(options: MethodOptions | None, method: str) -> dict[str, Any]:
     """The keyword options for ``method`` from a ``{method: {option: value}}`` mapping."""
-    if options is None:
-        return {}
-    unknown = [m for m in options if m not in METHODS]
+    return {} if options is None else dict(options.get(method, {}))
+
+
+def check_options(options: MethodOptions | None, names: Sequence[str]) -> None:
+    """``ValueError`` when ``options`` names a method that is not being run (a likely typo)."""
+    unknown = [m for m in (options or {}) if m not in names]
     if unknown:
-        raise ValueError(f"method_options names unknown method(s) {unknown}")
-    return dict(options.get(method, {}))
+        raise ValueError(f"method_options names method(s) {unknown} that are not run: {names}")
 
 
 def describe_options(options: MethodOptions | None) -> dict[str, Any]:
@@ -102,7 +121,7 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
 def compute_maps(
     model: nn.Module,
     images: Tensor,
-    method: str,
+    method: MethodLike,
     *,
     options: Mapping[str, Any] | None = None,
     target: TargetLike = None,
@@ -117,7 +136,7 @@ def compute_maps(
     ----------
     model : in eval mode, on the device the maps are computed on (see :func:`on_device`).
     images : (N, C, H, W) normalised inputs, on any device (moved batch by batch).
-    method : a name of :data:`~prunegrad_lite.METHODS`.
+    method : a name of :data:`~prunegrad_lite.METHODS` or an ``Attribution`` subclass.
     options : keyword options of the method's constructor (default: its documented defaults).
     target : None (default: the class the model predicts), an int, or one class per image.
     batch_size : images per ``attribute`` call; default 64.
@@ -130,11 +149,11 @@ def compute_maps(
     >>> maps = compute_maps(model, test.images[:256], "prunegrad", options={"sparsity": 0.9})
     >>> maps.shape                                             # (256, 1, 28, 28)
     """
-    (name,) = check_methods([method])
+    ((name, cls),) = check_methods([method]).items()
     opts = dict(options or {})
-    if name == "random" and "seed" not in opts:
+    if issubclass(cls, RandomMap) and "seed" not in opts:
         opts["seed"] = torch.Generator().manual_seed(seed)  # consumed: every image differs
-    explainer = get_method(name, model, **opts)
+    explainer = cls(model, **opts)
     dev = model_device(model)
     targets = None if target is None or isinstance(target, int) else torch.as_tensor(target)
     out = torch.empty(images.shape, dtype=torch.float32)  # (N, C, H, W) on the CPU

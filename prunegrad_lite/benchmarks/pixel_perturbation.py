@@ -35,8 +35,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from prunegrad_lite.benchmarks.attribution_maps import (
+    MethodLike,
     MethodOptions,
     check_methods,
+    check_options,
     compute_maps,
     describe_options,
     on_device,
@@ -167,7 +169,7 @@ def _pct(fraction: float) -> str:
 def pixel_perturbation(
     model: nn.Module,
     images: Tensor,
-    methods: str | Sequence[str],
+    methods: MethodLike | Sequence[MethodLike],
     config: PixelPerturbationConfig | None = None,
     *,
     device: str | torch.device | None = None,
@@ -185,7 +187,7 @@ def pixel_perturbation(
     ----------
     model : a classifier in eval mode; never modified (copied when it must change device).
     images : (N, C, H, W) normalised inputs.
-    methods : names of :data:`~prunegrad_lite.METHODS`.
+    methods : names of :data:`~prunegrad_lite.METHODS` or ``Attribution`` subclasses.
     config : the protocol (default :class:`PixelPerturbationConfig`: 1%..10% in 1% steps,
         LeRF and MoRF, replacement 0 in normalised space).
     device : where to run (None: CUDA when available, else CPU).
@@ -200,7 +202,9 @@ def pixel_perturbation(
     the smallest and largest fraction, e.g. ``lerf@1%`` and ``lerf@10%``.
     """
     config = config or PixelPerturbationConfig()
-    names = check_methods(methods)
+    classes = check_methods(methods)
+    names = list(classes)
+    check_options(method_options, names)
     if images.ndim != 4 or len(images) == 0:
         raise ValueError(
             f"images must be a non-empty (N, C, H, W) batch, got {tuple(images.shape)}"
@@ -215,7 +219,8 @@ def pixel_perturbation(
     for name in tqdm(names, desc="pixel perturbation", disable=not progress):
         given = None if maps is None else maps.get(name)
         method_maps = given if given is not None else compute_maps(
-            model, images, name, options=options_for(method_options, name), target=target,
+            model, images, classes[name], options=options_for(method_options, name),
+            target=target,
             batch_size=config.batch_size, seed=seed, progress=progress,
         )  # fmt: skip
         change = perturbation_curves(

@@ -476,3 +476,73 @@ def _summary(report: ReproduceReport, device: torch.device) -> str:
                 lines += [f"![maps](sanity_{model}_maps.png)", ""]
     lines += ["## The authors' numbers (spec section 4)", "", paper_tables()]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line: ``prunegrad-lite reproduce`` (registered in prunegrad_lite/cli.py)
+# --------------------------------------------------------------------------------------------------
+
+HELP = "run the three benchmarks and write figures, tables and summary.md beside the paper's"
+
+
+def add_arguments(parser: Any) -> None:
+    """The ``reproduce`` options on an ``argparse`` parser."""
+    parser.add_argument(
+        "--benchmark", choices=(*BENCHMARKS, "all"), default="all", help="default: all"
+    )
+    parser.add_argument(
+        "--model",
+        choices=(*REPRODUCE_MODELS, "all"),
+        default="all",
+        help="default: all (ROAR runs on fashion_mnist only)",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        metavar="METHOD",
+        help="attribution methods, space or comma separated (default: the preset's: "
+        + ", ".join(DEFAULT_METHODS)
+        + "; ROAR: "
+        + ", ".join(PRESETS["full"].roar_methods)
+        + ")",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"the quick preset (minutes on a CPU); {SMOKE_ENV}=1 selects the smoke preset",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: auto)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/reproduce"), help="output folder (cache inside)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="default 0")
+    parser.add_argument(
+        "--weights",
+        default="default",
+        help="Fashion-MNIST checkpoint (default: the shipped data/fashion_resnet.pt)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_cli(args: Any) -> int:
+    """Run ``reproduce`` from parsed arguments; print where the summary is; return 0."""
+    methods = None
+    if args.methods is not None:
+        methods = [m for item in args.methods for m in item.split(",") if m]
+    report = reproduce(
+        benchmarks=args.benchmark,
+        models=args.model,
+        methods=methods,
+        quick=args.quick,
+        device=args.device,
+        out=args.out,
+        seed=args.seed,
+        progress=not args.no_progress,
+        weights=args.weights,
+    )
+    print(f"preset {report.preset.name}: {report.seconds.get('total', 0):.0f} s")
+    for note in report.notes:
+        print(f"  {note}")
+    print(f"wrote {report.summary_path} and the figures and tables next to it")
+    return 0

@@ -46,8 +46,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from prunegrad_lite.benchmarks.attribution_maps import (
+    MethodLike,
     MethodOptions,
     check_methods,
+    check_options,
     compute_maps,
     describe_options,
     on_device,
@@ -158,6 +160,7 @@ def _load_or_compute_ranks(
     model: nn.Module,
     images: Tensor,
     name: str,
+    method: MethodLike,
     options: dict[str, Any],
     target: Tensor,
     cache_dir: Path | None,
@@ -171,7 +174,7 @@ def _load_or_compute_ranks(
     if path is not None and path.is_file():
         return torch.load(path, weights_only=True).long()
     maps = compute_maps(
-        model, images, name, options=options, target=target, batch_size=batch_size,
+        model, images, method, options=options, target=target, batch_size=batch_size,
         seed=seed, progress=progress, desc=f"ROAR maps: {name}",
     )  # fmt: skip
     rank = rank_pixels(maps, torch.Generator().manual_seed(seed))  # (N, P)
@@ -186,7 +189,7 @@ def roar(
     model: nn.Module,
     train: Any,
     test: Any,
-    methods: str | Sequence[str],
+    methods: MethodLike | Sequence[MethodLike],
     config: RoarConfig | None = None,
     *,
     cache_dir: str | os.PathLike | None = None,
@@ -205,7 +208,7 @@ def roar(
     model : the trained classifier whose maps rank the pixels (eval mode; never modified).
     train, test : objects with ``.images`` (N, C, H, W) normalised and ``.labels`` (N,), e.g.
         :class:`~prunegrad_lite.LabeledData`, or ``(images, labels)`` pairs.
-    methods : names of :data:`~prunegrad_lite.METHODS`; include ``"random"`` for the control.
+    methods : names of :data:`~prunegrad_lite.METHODS` or ``Attribution`` subclasses; include ``"random"`` for the control.
     config : the protocol (default :class:`RoarConfig`: 10..90%, seeds 0-2, 2-epoch recipe).
     cache_dir : folder for the maps and the retrained cells (None: nothing cached; a run
         cannot resume).
@@ -224,7 +227,9 @@ def roar(
     better).
     """
     config = config or RoarConfig()
-    names = check_methods(methods)
+    classes = check_methods(methods)
+    names = list(classes)
+    check_options(method_options, names)
     train_x, train_y = _pair(train, "train")
     test_x, test_y = _pair(test, "test")
     model = on_device(model, device)
@@ -239,9 +244,11 @@ def roar(
     for name in names:
         options = options_for(method_options, name)
         setups[name] = setup_hash(model, all_x, train_y, test_y,
-                                   extra={"method": name, "options": options, "seed": seed})  # fmt: skip
+                                   extra={"method": name, "class": _qualname(classes[name]),
+                                          "options": options, "seed": seed})  # fmt: skip
         ranks[name] = _load_or_compute_ranks(
-            model, all_x, name, options, target, cache, setups[name], config.batch_size, seed,
+            model, all_x, name, classes[name], options, target, cache, setups[name],
+            config.batch_size, seed,
             progress,
         )  # fmt: skip
     base_setup = setup_hash(model, train_x, train_y, test_x, test_y, extra=BASELINE)
@@ -286,6 +293,10 @@ def roar(
             on_cell(record)
     bar.close()
     return _result(names, records, config, model_name, seed, recipe, method_options)
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _pair(data: Any, what: str) -> tuple[Tensor, Tensor]:

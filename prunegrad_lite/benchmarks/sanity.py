@@ -37,8 +37,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from prunegrad_lite.benchmarks.attribution_maps import (
+    MethodLike,
     MethodOptions,
     check_methods,
+    check_options,
     compute_maps,
     describe_options,
     on_device,
@@ -187,7 +189,7 @@ def _example_columns(num_stages: int, most: int = 6) -> list[int]:
 def sanity_checks(
     model: nn.Module,
     images: Tensor,
-    methods: str | Sequence[str],
+    methods: MethodLike | Sequence[MethodLike],
     config: SanityConfig | None = None,
     *,
     device: str | torch.device | None = None,
@@ -203,7 +205,7 @@ def sanity_checks(
     ----------
     model : a classifier in eval mode; it is deep-copied and never modified.
     images : (N, C, H, W) normalised inputs.
-    methods : names of :data:`~prunegrad_lite.METHODS`.
+    methods : names of :data:`~prunegrad_lite.METHODS` or ``Attribution`` subclasses.
     config : the protocol (default :class:`SanityConfig`: both variants, both Spearman
         correlations and SSIM, N(0, 0.1**2) re-initialisation, one stage per layer).
     device : where to run (None: CUDA when available, else CPU).
@@ -220,7 +222,9 @@ def sanity_checks(
     similarity is better (the map depends on the weights).
     """
     config = config or SanityConfig()
-    names = check_methods(methods)
+    classes = check_methods(methods)
+    names = list(classes)
+    check_options(method_options, names)
     if images.ndim != 4 or len(images) == 0:
         raise ValueError(
             f"images must be a non-empty (N, C, H, W) batch, got {tuple(images.shape)}"
@@ -233,7 +237,8 @@ def sanity_checks(
 
     def maps_of(net: nn.Module, name: str) -> Tensor:
         return compute_maps(
-            net, images, name, options=options_for(method_options, name), target=target,
+            net, images, classes[name], options=options_for(method_options, name),
+            target=target,
             batch_size=config.batch_size, seed=seed, progress=False,
         )  # fmt: skip
 
