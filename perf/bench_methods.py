@@ -3,7 +3,8 @@
 For each method of ``METHODS`` (default options: IG 50 steps, SmoothGrad 25 samples, PruneInt
 11 alphas, ...): one warm-up call, then the median of ``--repeats`` timed calls of
 ``METHODS[name](model).attribute(x)`` on a batch of ``--batch`` Fashion-MNIST-sized inputs
-(N, 1, 28, 28), printed as a table of milliseconds and the ratio to ``gradient``.
+(N, 1, 28, 28), printed as a table of milliseconds and the ratio to ``gradient``. The repeats
+are interleaved across methods, so a change of machine load affects all of them alike.
 
 The model is the shipped Fashion-MNIST model (``load_model("fashion_mnist")``). When its trained
 weights are not available the same architecture with random weights is timed (the cost of every
@@ -54,20 +55,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_method(
-    name: str, model: nn.Module, x: torch.Tensor, repeats: int, device: torch.device
-) -> float:
-    """Median milliseconds of one ``attribute`` call (after one warm-up call)."""
-    method = METHODS[name](model)
-    method.attribute(x)  # warm-up: allocations, lazy imports, cuDNN autotuning
-    times = []
+def time_methods(
+    names: list[str], model: nn.Module, x: torch.Tensor, repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Median milliseconds of one ``attribute`` call per method, after one warm-up call each.
+
+    The repeats are interleaved (every method once per round), so a machine whose load changes
+    during the run slows all methods alike and the ratios stay meaningful.
+    """
+    methods = {name: METHODS[name](model) for name in names}
+    for method in methods.values():
+        method.attribute(x)  # warm-up: allocations, lazy imports, cuDNN autotuning
+    times: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        method.attribute(x)
-        _sync(device)
-        times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times)
+        for name, method in methods.items():
+            _sync(device)
+            start = time.perf_counter()
+            method.attribute(x)
+            _sync(device)
+            times[name].append(1000 * (time.perf_counter() - start))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,12 +94,11 @@ def main(argv: list[str] | None = None) -> None:
     names = ["gradient"] + [n for n in args.methods if n != "gradient"]
     print(f"# {what}; batch {args.batch} x 1 x 28 x 28; device {device}; ", end="")
     print(f"{torch.get_num_threads()} CPU threads; median of {args.repeats} after 1 warm-up")
+    medians = time_methods(names, model, x, args.repeats, device)
     print(f"{'method':<22} {'ms':>10} {'x gradient':>11}")
-    base = None
     for name in names:
-        ms = time_method(name, model, x, args.repeats, device)
-        base = base or ms
-        print(f"{name:<22} {ms:>10.1f} {ms / base:>11.2f}", flush=True)
+        ms = medians[name]
+        print(f"{name:<22} {ms:>10.1f} {ms / medians['gradient']:>11.2f}")
 
 
 if __name__ == "__main__":
