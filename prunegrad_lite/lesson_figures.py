@@ -199,40 +199,45 @@ def plot_layer_scores(parts: TaylorParts) -> Figure:
     return fig
 
 
-def plot_kept_per_site(
-    taylor: PruningSweep,
-    random: PruningSweep | None = None,
-    level: int = 0,
-    sample: int | None = None,
-) -> Figure:
-    """Fraction of each site's neurons kept at one sparsity of a sweep, Taylor (and random) pruning.
+def _sweep_label(sweep: PruningSweep) -> str:
+    return {
+        "taylor": "Taylor scores (PruneGrad)",
+        "random": "random scores (control)",
+        "integrated_gradients": "IG scores (PruneInt)",
+    }.get(sweep.scoring, sweep.scoring) + (
+        ", per-layer threshold" if sweep.threshold == "layer" else ""
+    )
 
-    ``level`` indexes the sweep's sparsities; ``sample=None`` averages over the samples. The
-    title gives the target probability before and after pruning.
+
+_SWEEP_COLORS = ("tab:blue", "tab:gray", "tab:orange", "tab:green", "tab:purple")
+
+
+def plot_kept_per_site(
+    sweeps: PruningSweep | Sequence[PruningSweep], level: int = 0, sample: int | None = None
+) -> Figure:
+    """Fraction of each site's neurons kept at one sparsity, for one or more pruning sweeps.
+
+    ``sweeps`` are :class:`~prunegrad_lite.lessons.PruningSweep` of the same model and inputs
+    (e.g. Taylor and random scores, or global and per-layer thresholds), labelled by their
+    scoring and threshold. ``level`` indexes their sparsities; ``sample=None`` averages over
+    the samples. Each label gives the target probability before and after pruning.
     """
+    sweeps = [sweeps] if isinstance(sweeps, PruningSweep) else list(sweeps)
     pick = slice(None) if sample is None else [sample]
-    s = taylor.sparsities[level]
-    kept = taylor.kept_per_site[level][pick].mean(0)  # (L,)
-    names = [f"{site.index}: {site.name}" for site in taylor.sites]
+    first = sweeps[0]
+    s = first.sparsities[level]
+    names = [f"{site.index}: {site.name}" for site in first.sites]
     y = np.arange(len(names))[::-1]
     fig, ax = plt.subplots(figsize=(7.0, 0.42 * len(names) + 1.9), layout="constrained")
-    height = 0.4 if random is not None else 0.7
-    ax.barh(
-        y + (height / 2 if random is not None else 0),
-        kept,
-        height=height,
-        color="tab:blue",
-        label=f"Taylor scores (PruneGrad): p {taylor.prob[pick].mean():.3f} -> "
-        f"{taylor.pruned_prob[level][pick].mean():.3f}",
-    )
-    if random is not None:
+    height = 0.8 / len(sweeps)
+    for i, (sweep, color) in enumerate(zip(sweeps, _SWEEP_COLORS)):
         ax.barh(
-            y - height / 2,
-            random.kept_per_site[level][pick].mean(0),
+            y + 0.4 - height * (i + 0.5),
+            sweep.kept_per_site[level][pick].mean(0),  # (L,)
             height=height,
-            color="tab:gray",
-            label=f"random scores (control): p {random.prob[pick].mean():.3f}"
-            f" -> {random.pruned_prob[level][pick].mean():.3f}",
+            color=color,
+            label=f"{_sweep_label(sweep)}: p {sweep.prob[pick].mean():.3f} -> "
+            f"{sweep.pruned_prob[level][pick].mean():.3f}",
         )
     ax.axvline(1 - s, color="k", ls="--", lw=1, label=f"1 - sparsity = {1 - s:.2f}")
     ax.set_yticks(y, names, fontsize=8)
@@ -241,7 +246,7 @@ def plot_kept_per_site(
     ax.legend(fontsize=7, loc="lower right")
     who = "mean over images" if sample is None else f"image {sample}"
     ax.set_title(
-        f"What survives a {taylor.threshold} threshold at sparsity {s:.2f} ({who});\n"
+        f"What survives pruning at sparsity {s:.2f} ({who});\n"
         "p = target probability, unpruned -> pruned",
         fontsize=9,
     )
@@ -249,21 +254,18 @@ def plot_kept_per_site(
 
 
 def plot_pruning_sweep(
-    taylor: PruningSweep,
-    random: PruningSweep | None = None,
-    calibration_change: float | None = 0.15,
+    sweeps: PruningSweep | Sequence[PruningSweep], calibration_change: float | None = 0.15
 ) -> Figure:
     """Output change against sparsity: relative probability change and surviving predictions.
 
-    Left: mean ``|p - p'| / p`` of the target probability, Taylor pruning against the random
-    control, with the calibration target (the authors' 15%). Right: the fraction of images whose
-    pruned network still predicts the same class.
+    Left: mean ``|p - p'| / p`` of the target probability for each sweep (e.g. Taylor pruning
+    and the random control), with the calibration target (the authors' 15%). Right: the
+    fraction of images whose pruned network still predicts the same class.
     """
+    sweeps = [sweeps] if isinstance(sweeps, PruningSweep) else list(sweeps)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.0, 3.6), layout="constrained")
-    sweeps = [(taylor, "Taylor scores (PruneGrad)", "tab:blue")]
-    if random is not None:
-        sweeps.append((random, "random scores (control)", "tab:gray"))
-    for sweep, label, color in sweeps:
+    for sweep, color in zip(sweeps, _SWEEP_COLORS):
+        label = _sweep_label(sweep)
         ax.plot(sweep.sparsities, sweep.mean_change, "o-", color=color, label=label)
         bx.plot(sweep.sparsities, sweep.same_prediction.mean(1), "o-", color=color, label=label)
     if calibration_change is not None:
@@ -284,9 +286,9 @@ def plot_pruning_sweep(
     bx.set_ylim(0, 1.05)
     bx.legend(fontsize=8)
     bx.set_title("Does the pruned network still predict the class?", fontsize=9)
-    n = taylor.prob.shape[0]
+    n = sweeps[0].prob.shape[0]
     fig.suptitle(
-        f"Input-specific pruning against sparsity ({taylor.threshold} threshold, {n} images)",
+        f"Input-specific pruning against sparsity ({n} images)",
         fontsize=10,
     )
     return fig

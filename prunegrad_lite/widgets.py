@@ -6,6 +6,8 @@ function of their values (from :mod:`prunegrad_lite.lessons`, tested directly) a
 function; the last result and figure stay on the widget as ``widget.result`` and
 ``widget.figure``, so tests can set ``widget.controls[name].value`` and check what changed.
 Results are cached per combination of control values: moving a slider back costs nothing.
+Maps are drawn clipped at their 99th percentile of ``|map|`` (:func:`~prunegrad_lite.clip_maps`);
+``widget.result`` holds the raw ones.
 
 Example
 -------
@@ -29,7 +31,7 @@ from torch import Tensor, nn
 
 from prunegrad_lite.figures import plot_method_grid, plot_sparsity_sweep
 from prunegrad_lite.lesson_figures import plot_channel_scores, plot_kept_per_site
-from prunegrad_lite.lessons.comparison import MethodMaps, compute_maps
+from prunegrad_lite.lessons.comparison import MethodMaps, clip_maps, compute_maps
 from prunegrad_lite.lessons.neurons import taylor_parts, top_channels
 from prunegrad_lite.lessons.perturbation import sparsity_maps
 from prunegrad_lite.lessons.pruning import pruning_sweep
@@ -144,7 +146,7 @@ def build_first_map_widget(
         label = prediction_labels(model, images[image : image + 1], class_names)
         return plot_method_grid(
             display_images[image : image + 1],
-            result.maps,
+            clip_maps(result.maps),
             titles=["gradient", "PruneGrad"],
             class_names=label,
         )
@@ -217,7 +219,7 @@ def build_pruning_widget(
         return taylor, random
 
     def draw(result: tuple, sparsity: float) -> Figure:
-        return plot_kept_per_site(*result, level=0)
+        return plot_kept_per_site(result, level=0)
 
     return LessonWidget(
         "Input-specific pruning: move the sparsity", {"sparsity": control}, compute, draw
@@ -256,7 +258,7 @@ def build_prunegrad_widget(
             f"{result.kept_fraction[sparsity][0]:.1%} of neurons kept, p(target) "
             f"{result.prob[0]:.3f} -> {result.pruned_prob[sparsity][0]:.3f}"
         )
-        maps = {s: m[0] for s, m in result.maps.items()}
+        maps = clip_maps(result.of_sample(0))
         return plot_sparsity_sweep(display_images[image], maps, title=title)
 
     controls = {"sparsity": control, "image": _image_control(len(images), image_names)}
@@ -272,11 +274,13 @@ def build_method_widget(
     options: Mapping[str, dict] | None = None,
     selected: Sequence[str] | None = None,
     image_names: Sequence[str] | None = None,
+    precomputed: MethodMaps | None = None,
 ) -> LessonWidget:
     """Notebook 04: pick an image and any of ``methods``, see their maps side by side.
 
-    Each (image, method) map is computed once, when first shown. ``options`` are per-method
-    constructor options as in :func:`~prunegrad_lite.lessons.compute_maps`. The result is the
+    Each (image, method) map is computed once, when first shown, unless ``precomputed`` (a
+    :func:`~prunegrad_lite.lessons.compute_maps` result for the same ``images``) holds it.
+    ``options`` are per-method constructor options as in ``compute_maps``. The result is the
     :class:`~prunegrad_lite.lessons.MethodMaps` of the selected methods.
     """
     _check_images(images, display_images)
@@ -286,6 +290,19 @@ def build_method_widget(
         options=list(methods), value=chosen, description="methods", rows=min(len(methods), 8)
     )
     single: dict[tuple[int, str], MethodMaps] = {}
+    if precomputed is not None:
+        if len(precomputed.target) != len(images):
+            raise ValueError(
+                f"precomputed maps are for {len(precomputed.target)} images, not {len(images)}"
+            )
+        n = len(images)
+        for name, maps in precomputed.maps.items():
+            for i in range(n):
+                single[(i, name)] = MethodMaps(
+                    {name: maps[i : i + 1]},
+                    {name: precomputed.seconds[name] / n},
+                    precomputed.target[i : i + 1],
+                )
 
     def compute(image: int, methods: tuple[str, ...]) -> MethodMaps | None:
         if not methods:
@@ -304,7 +321,8 @@ def build_method_widget(
 
     def draw(result: MethodMaps, image: int, methods: tuple[str, ...]) -> Figure:
         label = prediction_labels(model, images[image : image + 1], class_names)
-        return plot_method_grid(display_images[image : image + 1], result.maps, class_names=label)
+        maps = clip_maps(result.maps)
+        return plot_method_grid(display_images[image : image + 1], maps, class_names=label)
 
     controls = {"image": _image_control(len(images), image_names), "methods": picker}
     return LessonWidget(

@@ -131,6 +131,9 @@ def test_layer_score_stats_shares_sum_to_one_and_table_has_a_row_per_site(cnn, x
     for s, a in zip(stats, parts.activations):
         assert s.inactive == pytest.approx((a == 0).double().mean().item())
         assert s.zero_score >= s.inactive - 1e-12  # every inactive neuron scores 0
+    for s, a in zip(stats, parts.activations):
+        assert s.never_active == pytest.approx((a == 0).all(0).double().mean().item())
+        assert s.never_active <= s.inactive + 1e-12
     table = pgl.format_layer_stats(stats)
     assert len(table.splitlines()) == len(stats) + 1
 
@@ -163,6 +166,17 @@ def test_pruning_sweep_matches_prunegrad_explain(cnn, x):
         assert sweep.mean_change[i] == pytest.approx(ex.prob_change.mean().item())
         same = ex.pruned_logits.argmax(1) == ex.target
         assert (sweep.same_prediction[i] == same.numpy()).all()
+
+
+def test_format_pruning_sweeps_has_a_row_per_sparsity(cnn, x):
+    sweeps = [
+        pgl.pruning_sweep(cnn, x, [0.0, 0.5, 0.9]),
+        pgl.pruning_sweep(cnn, x, [0.0, 0.5, 0.9], scoring="random"),
+    ]
+    lines = pgl.format_pruning_sweeps(sweeps).splitlines()
+    assert len(lines) == 2 + 3
+    assert "taylor global" in lines[0] and "random global" in lines[0]
+    assert lines[2].split()[0] == "0.00" and "100.0%" in lines[2]
 
 
 def test_random_pruning_sweep_is_seeded_and_keeps_one_minus_sparsity(cnn, x):
@@ -233,6 +247,14 @@ def test_compute_maps_explains_one_target_with_each_method(cnn, x):
         pgl.compute_maps(cnn, x, ["gradient"], {"prunegrad": {}})
 
 
+def test_describe_methods_has_a_line_for_every_method_with_its_defaults():
+    lines = pgl.describe_methods().splitlines()
+    assert [line.split()[0] for line in lines] == list(pgl.METHODS)
+    text = dict(line.split(maxsplit=1) for line in lines)
+    assert "50" in text["integrated_gradients"]  # the default steps are stated
+    assert "PruneGrad" in text["prunegrad"] and "'scoring': 'random'" in text["prunegrad_random"]
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -255,11 +277,26 @@ def test_lesson_figures_draw_titled_figures(cnn, x):
     _check(pgl.plot_layer_scores(parts))
     taylor = pgl.pruning_sweep(cnn, x, [0.0, 0.5, 0.9])
     random = pgl.pruning_sweep(cnn, x, [0.0, 0.5, 0.9], scoring="random")
-    _check(pgl.plot_kept_per_site(taylor, random, level=2))
+    fig = pgl.plot_kept_per_site([taylor, random], level=2)
+    assert len(fig.axes[0].get_legend().get_texts()) == 3  # two sweeps and 1 - sparsity
+    _check(fig)
     _check(pgl.plot_kept_per_site(taylor, level=1, sample=0))
-    fig = pgl.plot_pruning_sweep(taylor, random)
+    fig = pgl.plot_pruning_sweep([taylor, random])
     assert fig.axes[0].get_xlabel() == "sparsity (fraction of neurons pruned)"
     _check(fig)
     _check(pgl.plot_perturbation_gains(pgl.perturbation_gains(cnn, x, 0.7, [0.1, 1.0], steps=2)))
     with pytest.raises(ValueError, match="labels"):
         pgl.plot_examples(images, ["a"])
+
+
+def test_clip_maps_clips_each_sample_and_keeps_keys():
+    batch = torch.zeros(2, 1, 10, 10)
+    batch[0, 0, 0, 0] = 100.0  # one extreme pixel
+    batch[0, 0, 1:] = -1.0
+    batch[1] = 5.0
+    clipped = pgl.clip_maps({"a": batch, 0.9: batch[0]}, q=50)
+    assert list(clipped) == ["a", 0.9]
+    torch.testing.assert_close(clipped["a"], pgl.clip_percentile(batch, 50))
+    assert clipped["a"][0].max() == 1.0 and clipped["a"][0].min() == -1.0  # p = 1 for sample 0
+    torch.testing.assert_close(clipped["a"][1], batch[1])  # a constant map is unchanged
+    torch.testing.assert_close(clipped[0.9], clipped["a"][0])  # a single (C, H, W) map

@@ -127,6 +127,21 @@ def test_method_widget_shows_the_selected_methods(model, images, display):
     assert w.result is None and w.figure is None
 
 
+def test_method_widget_reuses_precomputed_maps(model, images, display):
+    run = pgl.compute_maps(model, images, ["gradient", "edge"])
+    w = pgl.build_method_widget(
+        model, images, display, CLASSES, ["gradient", "edge", "gradcam"], precomputed=run
+    )
+    w.controls["image"].value = 3
+    assert w.result.maps["edge"] is not None
+    torch.testing.assert_close(w.result.maps["edge"], run.maps["edge"][3:4], rtol=0, atol=0)
+    assert w.result.seconds["gradient"] == pytest.approx(run.seconds["gradient"] / 4)
+    w.controls["methods"].value = ("gradcam",)  # not precomputed: computed now
+    torch.testing.assert_close(w.result.maps["gradcam"], pgl.GradCAM(model).attribute(images[3:4]))
+    with pytest.raises(ValueError, match="precomputed"):
+        pgl.build_method_widget(model, images[:2], display[:2], CLASSES, ["edge"], precomputed=run)
+
+
 def test_builders_check_their_arguments(model, images, display):
     with pytest.raises(ValueError, match="display images"):
         pgl.build_first_map_widget(model, images, display[:2], CLASSES)

@@ -9,7 +9,13 @@ Their figures are in :mod:`prunegrad_lite.lesson_figures`, their widgets in
 :mod:`prunegrad_lite.widgets`.
 """
 
-from prunegrad_lite.lessons.comparison import MethodMaps, compute_maps, format_timings
+from prunegrad_lite.lessons.comparison import (
+    MethodMaps,
+    clip_maps,
+    compute_maps,
+    describe_methods,
+    format_timings,
+)
 from prunegrad_lite.lessons.neurons import (
     LayerStats,
     TaylorParts,
@@ -25,7 +31,7 @@ from prunegrad_lite.lessons.perturbation import (
     perturbation_gains,
     sparsity_maps,
 )
-from prunegrad_lite.lessons.pruning import PruningSweep, pruning_sweep
+from prunegrad_lite.lessons.pruning import PruningSweep, format_pruning_sweeps, pruning_sweep
 
 __all__ = [
     "DIRECTIONS",
@@ -35,8 +41,11 @@ __all__ = [
     "PruningSweep",
     "SparsityMaps",
     "TaylorParts",
+    "clip_maps",
     "compute_maps",
+    "describe_methods",
     "format_layer_stats",
+    "format_pruning_sweeps",
     "format_timings",
     "layer_score_stats",
     "perturbation_gains",

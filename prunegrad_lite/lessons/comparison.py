@@ -10,16 +10,17 @@ Example
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from prunegrad_lite.attribution.base import TargetLike, check_inputs, check_model, resolve_target
-from prunegrad_lite.attribution.registry import get_method
+from prunegrad_lite.attribution.registry import METHODS, get_method
+from prunegrad_lite.maps import clip_percentile
 
-__all__ = ["MethodMaps", "compute_maps", "format_timings"]
+__all__ = ["MethodMaps", "clip_maps", "compute_maps", "describe_methods", "format_timings"]
 
 
 @dataclass
@@ -76,3 +77,43 @@ def format_timings(run: MethodMaps) -> str:
     rows = [f"{'method':<22} {'seconds':>8} {'ms / image':>11}"]
     rows += [f"{k:<22} {s:>8.2f} {1000 * s / n:>11.1f}" for k, s in run.seconds.items()]
     return "\n".join(rows)
+
+
+def describe_methods(names: Sequence[str] | None = None) -> str:
+    """One line per registered method: its name and the first line of its docstring.
+
+    The PruneGrad entries of the registry are built on first use, so they are described by
+    PruneGrad's own summary and the options they fix.
+
+    Example
+    -------
+    >>> print(describe_methods(["gradient", "prunegrad_random"]))
+    """
+    from prunegrad_lite.attribution.prunegrad import PruneGrad
+
+    rows = []
+    for name in METHODS if names is None else names:
+        cls = METHODS[name]
+        doc = cls.__dict__.get("__doc__")
+        line = (doc or PruneGrad.__doc__).strip().splitlines()[0]
+        fixed = getattr(cls, "fixed", {}) if not doc else {}  # a lazily built PruneGrad entry
+        rows.append(f"{name:<22} {line}" + (f" With {fixed} fixed." if fixed else ""))
+    return "\n".join(rows)
+
+
+def clip_maps(maps: Mapping[Hashable, Tensor], q: float = 99.0) -> dict[Hashable, Tensor]:
+    """Each map clipped to ``[-p, p]``, ``p`` its ``q``-th percentile of ``|map|``, for display.
+
+    Gradient maps have a few extreme pixels; scaled by their maximum the rest turns white.
+    Clipping (as the attribution papers' figures do) keeps signs and shows the structure.
+    Values are (N, C, H, W) batches, clipped per sample, or single (C, H, W) maps; keys (method
+    names, sparsities) are kept. Only for drawing: rank pixels with the raw maps.
+
+    Example
+    -------
+    >>> fig = plot_method_grid(images, clip_maps(run.maps))
+    """
+    out = {}
+    for key, m in maps.items():
+        out[key] = clip_percentile(m, q) if m.ndim == 4 else clip_percentile(m[None], q)[0]
+    return out

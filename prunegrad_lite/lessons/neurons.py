@@ -100,6 +100,7 @@ class LayerStats:
     shape: tuple[int, ...]
     neurons: int  # per sample
     inactive: float  # fraction of neurons with a = 0 (dead for this input): their score is 0
+    never_active: float  # fraction with a = 0 for every sample (dead for the whole batch)
     zero_score: float  # fraction with score 0 (inactive, or no gradient reaches them)
     mean_score: float  # mean |a dS/da| over the site's neurons
     max_score: float  # largest score at the site (mean over samples of the per-sample max)
@@ -109,7 +110,8 @@ class LayerStats:
 def layer_score_stats(parts: TaylorParts) -> list[LayerStats]:
     """Per site: neurons, inactive and zero-score fractions, mean/max score, share of the total.
 
-    Every statistic is computed per sample, then averaged over the samples.
+    Every statistic is computed per sample, then averaged over the samples, except
+    ``never_active``: the neurons inactive for every sample of the batch.
 
     Example
     -------
@@ -129,6 +131,7 @@ def layer_score_stats(parts: TaylorParts) -> list[LayerStats]:
                 shape=site.shape,
                 neurons=site.numel,
                 inactive=(a.flatten(1) == 0).double().mean().item(),
+                never_active=(a.flatten(1) == 0).all(0).double().mean().item(),
                 zero_score=(flat == 0).double().mean().item(),
                 mean_score=flat.mean().item(),
                 max_score=flat.amax(1).mean().item(),
@@ -141,7 +144,7 @@ def layer_score_stats(parts: TaylorParts) -> list[LayerStats]:
 def format_layer_stats(stats: Sequence[LayerStats]) -> str:
     """A plain-text table of :func:`layer_score_stats`, one row per site."""
     head = (
-        f"{'#':>2}  {'site':<18} {'shape':<10} {'neurons':>8} {'a=0':>6} {'score=0':>8} "
+        f"{'#':>2}  {'site':<18} {'shape':<10} {'neurons':>8} {'a=0':>6} {'never':>6} {'score=0':>8} "
         f"{'mean score':>11} {'max score':>10} {'share':>6}"
     )
     rows = [head]
@@ -149,6 +152,7 @@ def format_layer_stats(stats: Sequence[LayerStats]) -> str:
         shape = "x".join(map(str, s.shape))
         rows.append(
             f"{s.index:>2}  {s.name[:18]:<18} {shape:<10} {s.neurons:>8} {s.inactive:>6.1%} "
+            f"{s.never_active:>6.1%} "
             f"{s.zero_score:>8.1%} {s.mean_score:>11.2e} {s.max_score:>10.2e} {s.share:>6.1%}"
         )
     return "\n".join(rows)

@@ -130,6 +130,10 @@ class SparsityMaps:
     pruned_prob: dict[float, np.ndarray]  # sparsity -> (N,) of the pruned network
     target: Tensor  # (N,)
 
+    def of_sample(self, sample: int = 0) -> dict[float, Tensor]:
+        """Sparsity -> the map of one sample (C, H, W): what ``plot_sparsity_sweep`` takes."""
+        return {s: m[sample] for s, m in self.maps.items()}
+
     def change(self, sparsity: float) -> np.ndarray:
         """Relative change of the target probability at ``sparsity``, ``|p - p'| / p`` (N,)."""
         return np.abs(self.prob - self.pruned_prob[sparsity]) / np.maximum(self.prob, 1e-12)
@@ -146,7 +150,7 @@ def sparsity_maps(
     Example
     -------
     >>> sweep = sparsity_maps(model, x[:1], [0.0, 0.5, 0.9, 0.99])
-    >>> fig = plot_sparsity_sweep(image, {s: m[0] for s, m in sweep.maps.items()})
+    >>> fig = plot_sparsity_sweep(image, sweep.of_sample(0))
     """
     levels = [check_sparsity(s) for s in sparsities]
     check_model(model)

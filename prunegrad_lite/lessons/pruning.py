@@ -31,7 +31,7 @@ from prunegrad_lite.attribution.pruning import (
     masks_from_scores,
 )
 
-__all__ = ["PruningSweep", "pruning_sweep"]
+__all__ = ["PruningSweep", "format_pruning_sweeps", "pruning_sweep"]
 
 
 @dataclass
@@ -108,3 +108,26 @@ def pruning_sweep(
         pruned_prob=torch.stack(pruned).double().numpy(),
         same_prediction=torch.stack(same).numpy(),
     )
+
+
+def format_pruning_sweeps(sweeps: Sequence[PruningSweep]) -> str:
+    """A plain-text table: per sparsity, each sweep's kept fraction, mean change, same prediction.
+
+    Example
+    -------
+    >>> print(format_pruning_sweeps([taylor, random]))
+    """
+    head = f"{'sparsity':>8}"
+    for sweep in sweeps:
+        head += f" | {sweep.scoring + ' ' + sweep.threshold:^32}"
+    sub = f"{'':>8}" + f" | {'kept':>8} {'|dp|/p':>9} {'same':>6}      " * len(sweeps)
+    rows = [head, sub.rstrip()]
+    for i, s in enumerate(sweeps[0].sparsities):
+        row = f"{s:>8.2f}"
+        for sweep in sweeps:
+            row += (
+                f" | {sweep.kept_fraction[i].mean():>8.1%} {sweep.mean_change[i]:>9.3f} "
+                f"{sweep.same_prediction[i].mean():>6.0%}      "
+            )
+        rows.append(row.rstrip())
+    return "\n".join(rows)
