@@ -1,0 +1,161 @@
+"""Known answers: a task whose important pixels are known by construction.
+
+The model looks only at one 2x2 patch of an 8x8 image (both channels). A map that marks the
+patch (``perfect``) must get the best LeRF, MoRF and ROAR scores, the inverted map the worst,
+and the random map must sit in between. A map that ignores the weights keeps similarity 1
+through every randomisation stage.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from prunegrad_lite.attribution.base import Attribution, TargetLike
+from prunegrad_lite.benchmarks import (
+    PixelPerturbationConfig,
+    RoarConfig,
+    SanityConfig,
+    pixel_perturbation,
+    roar,
+    sanity_checks,
+)
+from prunegrad_lite.models import FashionResNet
+from prunegrad_lite.training import TrainConfig
+
+ROWS, COLS = slice(2, 4), slice(5, 7)  # the patch: 4 of the 64 pixels (6.25%)
+
+
+def patch_mask(channels: int) -> Tensor:
+    mask = torch.zeros(1, channels, 8, 8)
+    mask[:, :, ROWS, COLS] = 1.0
+    return mask
+
+
+class PatchModel(nn.Module):
+    """logits = (s / 4, -s / 4), s the sum of the patch over all channels: nothing else counts."""
+
+    def __init__(self, channels: int = 2) -> None:
+        super().__init__()
+        self.register_buffer("mask", patch_mask(channels))
+        self.scale = nn.Parameter(torch.tensor(0.25))  # a parameter, so there is a stage
+
+    def forward(self, x: Tensor) -> Tensor:  # (N, C, 8, 8) -> (N, 2)
+        s = (x * self.mask).sum(dim=(1, 2, 3)) * self.scale
+        return torch.stack([s, -s], dim=1)
+
+
+class PerfectMap(Attribution):
+    """1 on the patch (channel 0 only: removal must still take every channel), 0 elsewhere."""
+
+    name = "perfect"
+
+    def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
+        out = torch.zeros_like(inputs)
+        out[:, 0, ROWS, COLS] = 1.0
+        return out
+
+
+class InvertedMap(Attribution):
+    """The perfect map upside down: the patch is the least important region."""
+
+    name = "inverted"
+
+    def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
+        out = torch.ones_like(inputs)
+        out[:, :, ROWS, COLS] = 0.0
+        return out
+
+
+def patch_images(n: int, channels: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Noise images whose patch carries the label: +patch for class 0, -patch for class 1."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, channels, 8, 8, generator=gen)
+    y = torch.randint(0, 2, (n,), generator=gen)
+    sign = (1 - 2 * y).float().view(n, 1, 1, 1)
+    x[:, :, ROWS, COLS] = sign * (0.5 + torch.rand(n, channels, 2, 2, generator=gen))
+    return x, y
+
+
+# ---- pixel perturbation -------------------------------------------------------------------------
+def test_pixel_perturbation_perfect_best_inverted_worst_random_between():
+    model = PatchModel().eval()
+    images, _ = patch_images(200, 2, seed=0)
+    result = pixel_perturbation(model, images, [PerfectMap, InvertedMap, "random"],
+                                device="cpu", progress=False)  # fmt: skip
+    lerf = {m: result.score(m, "lerf_auc").mean for m in result.methods}
+    morf = {m: result.score(m, "morf_auc").mean for m in result.methods}
+    assert lerf["perfect"] == 0.0  # the first 10% of the least important pixels miss the patch
+    assert lerf["perfect"] < lerf["random"] < lerf["inverted"]
+    assert morf["inverted"] == 0.0
+    assert morf["perfect"] > morf["random"] > morf["inverted"]
+    # at 10% (6 pixels) MoRF has removed the whole patch in *both* channels, although the
+    # perfect map marks only channel 0: p goes to 1/2 exactly
+    p = model(images).softmax(1).max(1).values
+    expected = ((p - 0.5).abs() / p).mean().item()
+    assert result.score("perfect", "morf@10%").mean == pytest.approx(expected, rel=1e-5)
+
+
+def test_pixel_perturbation_does_not_depend_on_batching_and_leaves_the_model_alone():
+    model = PatchModel().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images, _ = patch_images(30, 2, seed=1)
+    kwargs = dict(device="cpu", progress=False, seed=3)
+    a = pixel_perturbation(model, images, ["random", PerfectMap],
+                           PixelPerturbationConfig(batch_size=7, forward_batch=5), **kwargs)  # fmt: skip
+    b = pixel_perturbation(model, images, ["random", PerfectMap],
+                           PixelPerturbationConfig(batch_size=64, forward_batch=4096), **kwargs)  # fmt: skip
+    assert [s.mean for s in a.scores] == pytest.approx([s.mean for s in b.scores], abs=1e-6)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model.training
+
+
+def test_pixel_perturbation_replacement_options_change_what_is_measured():
+    model = PatchModel().eval()
+    images, _ = patch_images(40, 2, seed=2)
+    run = {
+        how: pixel_perturbation(model, images, [PerfectMap], PixelPerturbationConfig(
+            replacement=how, orders=("morf",)), device="cpu", progress=False,
+            mean=(0.5, 0.5), std=(0.5, 0.5)).score("perfect", "morf@10%").mean
+        for how in ("mean", "black", "blur")
+    }  # fmt: skip
+    assert len(set(run.values())) == 3
+
+
+# ---- ROAR ---------------------------------------------------------------------------------------
+def linear_model() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+
+
+RECIPE = TrainConfig(epochs=4, batch_size=64, lr=0.05, augment=False, num_classes=2)
+
+
+def test_roar_perfect_best_inverted_worst_random_between(tmp_path):
+    train = patch_images(768, 1, seed=10)
+    test = patch_images(384, 1, seed=11)
+    config = RoarConfig(fractions=(0.1, 0.5, 0.9), seeds=(0,), recipe=RECIPE)
+    result = roar(PatchModel(1).eval(), train, test, [PerfectMap, InvertedMap, "random"], config,
+                  cache_dir=tmp_path, device="cpu", progress=False, model_fn=linear_model)  # fmt: skip
+    auc = {m: result.score(m, "roar_auc").mean for m in result.methods}
+    assert auc["perfect"] < auc["random"] < auc["inverted"]
+    assert auc["perfect"] < 0.65 and auc["inverted"] > 0.9  # chance is 0.5, the patch gives ~1
+    assert min(result.settings["reference_accuracy"]) > 0.9  # the recipe learns the task
+
+
+# ---- sanity checks ------------------------------------------------------------------------------
+def test_weight_independent_maps_keep_similarity_one_at_every_stage():
+    model = FashionResNet(width=4).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    result = sanity_checks(model, images, ["edge", "gradient"], SanityConfig(depth=1),
+                           device="cpu", progress=False)  # fmt: skip
+    for variant in ("cascading", "independent"):
+        for measure in ("spearman_abs", "spearman", "ssim"):
+            _, mean, std, labels = result.curve("edge", measure, variant)
+            assert mean == pytest.approx([1.0] * len(labels)) and max(std) < 1e-9
+    assert list(labels) == ["original", "fc", "layer3", "layer2", "layer1", "conv1"]
+    # the gradient depends on the weights: its similarity falls once the logits are randomised
+    assert result.score("gradient", "spearman_abs@top").mean < 0.9
+    assert result.score("gradient", "ssim@all").mean < 0.9
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
