@@ -214,6 +214,32 @@ def test_percentile_threshold_equals_numpy_including_ties():
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
+def test_percentile_threshold_on_large_rows_uses_exact_selection():
+    """Rows above 65,536 values take the bracketed selection; a misleading sample falls back."""
+    from prunegrad_lite.attribution import pruning
+
+    gen = torch.Generator().manual_seed(1)
+    m = 300_000
+    values = torch.rand(3, m, generator=gen) ** 4
+    values[:, : m // 3] = 0.0
+    values[1, ::7] = 5.0  # the strided sample sees mostly 5.0: its bracket is wrong for row 1
+    parts = list(values.split([1000, 150_000, m - 151_000], dim=1))
+    calls = []
+    original = pruning._bracketed_pair
+    pruning._bracketed_pair = lambda *a: calls.append(original(*a)) or calls[-1]
+    try:
+        for q in (0.2, 0.5, 0.7, 0.9, 0.99):
+            got = pgl.percentile_threshold(parts, q).numpy()
+            want = np.percentile(values.double().numpy(), 100 * q, axis=1)
+            np.testing.assert_array_equal(got, want)
+        values[1, ::7] = 0.0
+        got = pgl.percentile_threshold(list(values.split(100_000, dim=1)), 0.9).numpy()
+        np.testing.assert_array_equal(got, np.percentile(values.double().numpy(), 90, axis=1))
+    finally:
+        pruning._bracketed_pair = original
+    assert any(c is None for c in calls) and any(c is not None for c in calls)
+
+
 class SmallResidual(nn.Module):
     """A small CNN with a residual addition, an in-place ReLU and a reused ReLU module."""
 
@@ -441,6 +467,12 @@ def test_bad_options_and_train_mode_are_refused():
     with pytest.raises(ValueError, match="model.eval"):
         pgl.PruneGrad(model, 0.5).attribute(torch.randn(2, 3, 32, 32))
     assert model.training
+    model.eval()
+    model.layer1[0].bn1.train()  # one BatchNorm left in train mode would update its statistics
+    running_mean = model.layer1[0].bn1.running_mean.clone()
+    with pytest.raises(ValueError, match="layer1.0.bn1"):
+        pgl.PruneGrad(model, 0.5).attribute(torch.randn(2, 3, 32, 32))
+    assert torch.equal(model.layer1[0].bn1.running_mean, running_mean)
 
 
 def test_model_without_relu_is_refused():

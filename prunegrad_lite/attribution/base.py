@@ -42,9 +42,11 @@ def check_model(model: nn.Module) -> None:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if model.training:
+    training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
+    if training:
         raise ValueError(
-            f"{type(model).__name__} is in training mode: BatchNorm would mix the samples of the "
+            f"{type(model).__name__} is in training mode (modules {', '.join(training[:3])}"
+            f"{', ...' if len(training) > 3 else ''}): BatchNorm would mix the samples of the "
             "batch and update its running statistics, and Dropout would make maps random. "
             "Call model.eval() before explaining it."
         )
