@@ -94,11 +94,12 @@ class Preset:
     pixel_images: int  # Fashion-MNIST test images for pixel perturbation
     sanity_images: int  # Fashion-MNIST test images for the sanity checks
     sanity_depth: int | None  # Fashion stages: None, one per conv/linear layer; 1, per block
-    roar_train: int | None  # ROAR training images (None: all 10,000 of the subset)
-    roar_test: int | None  # ROAR test images (None: all 2,000)
+    roar_train: int | None  # ROAR training images, class-balanced (None: all 10,000 shipped)
+    roar_test: int | None  # ROAR test images, class-balanced (None: all 2,000 shipped)
     roar_fractions: tuple[float, ...]
     roar_seeds: tuple[int, ...]
-    roar_epochs: int  # epochs of the ROAR recipe (TrainConfig otherwise at its defaults)
+    roar_epochs: int  # epochs of the ROAR recipe
+    roar_batch_size: int  # batch size of the ROAR recipe (TrainConfig otherwise at its defaults)
     roar_methods: tuple[str, ...]  # ROAR's methods (retraining is the cost)
     photos: int | None  # ImageNet photographs (None: all 7)
     imagenet_sanity_methods: tuple[str, ...] | None  # None: the run's methods
@@ -113,11 +114,12 @@ PRESETS: dict[str, Preset] = {
         pixel_images=1000,
         sanity_images=200,
         sanity_depth=None,
-        roar_train=None,
-        roar_test=None,
+        roar_train=5000,
+        roar_test=1000,
         roar_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
         roar_seeds=(0, 1, 2),
         roar_epochs=2,
+        roar_batch_size=64,
         roar_methods=("gradient", "integrated_gradients", "gradcam", "prunegrad", "random"),
         photos=None,
         imagenet_sanity_methods=(
@@ -141,6 +143,7 @@ PRESETS: dict[str, Preset] = {
         roar_fractions=(0.1, 0.5, 0.9),
         roar_seeds=(0,),
         roar_epochs=1,
+        roar_batch_size=64,
         roar_methods=("gradient", "gradcam", "prunegrad", "random"),
         photos=3,
         imagenet_sanity_methods=("gradient", "guided_backprop", "prunegrad", "edge"),
@@ -157,6 +160,7 @@ PRESETS: dict[str, Preset] = {
         roar_fractions=(0.1, 0.5),
         roar_seeds=(0,),
         roar_epochs=1,
+        roar_batch_size=64,
         roar_methods=("gradient", "prunegrad", "random"),
         photos=1,
         imagenet_sanity_methods=("gradient", "prunegrad", "edge"),
@@ -392,7 +396,7 @@ def _run(
     config = RoarConfig(
         fractions=preset.roar_fractions,
         seeds=preset.roar_seeds,
-        recipe=TrainConfig(epochs=preset.roar_epochs),
+        recipe=TrainConfig(epochs=preset.roar_epochs, batch_size=preset.roar_batch_size),
         batch_size=128,
     )
     return roar(
@@ -409,7 +413,7 @@ def _save_sanity_maps(result: BenchmarkResult, path: Path) -> None:
 
     fig = plot_sanity_maps(result)
     with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=100)
+        fig.savefig(f, format="png", dpi=80)
     plt.close(fig)
 
 

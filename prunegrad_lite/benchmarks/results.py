@@ -317,7 +317,7 @@ class BenchmarkResult:
 
             fig = self.plot()
             with atomic_write(out / f"{stem}.png") as f:
-                fig.savefig(f, format="png", dpi=110)
+                fig.savefig(f, format="png", dpi=100)
             plt.close(fig)
             paths["figure"] = out / f"{stem}.png"
         return paths

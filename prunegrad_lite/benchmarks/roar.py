@@ -92,7 +92,7 @@ class RoarConfig:
 
     fractions: tuple[float, ...] = DEFAULT_ROAR_FRACTIONS  # top fractions removed, in (0, 1)
     seeds: tuple[int, ...] = (0, 1, 2)  # one retraining per seed and cell
-    recipe: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2))  # seed overridden
+    recipe: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, batch_size=64))
     baseline: bool = True  # also retrain on unmodified images (fraction 0), per seed
     batch_size: int = 128  # images per attribution call
 

