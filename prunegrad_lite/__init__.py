@@ -35,6 +35,16 @@ from prunegrad_lite.attribution.fullgrad import FullGrad, fullgrad_decomposition
 from prunegrad_lite.attribution.gradcam import GradCAM
 from prunegrad_lite.attribution.guided_backprop import GuidedBackprop
 from prunegrad_lite.attribution.registry import METHODS, SmoothGradSquared, attribute, get_method
+from prunegrad_lite.benchmarks import (
+    BenchmarkResult,
+    PixelPerturbationConfig,
+    RoarConfig,
+    SanityConfig,
+    pixel_perturbation,
+    reproduce,
+    roar,
+    sanity_checks,
+)
 from prunegrad_lite.data import (
     DataError,
     DataFile,
@@ -227,4 +237,13 @@ __all__ = [
     "build_neuron_importance_widget",
     "build_prunegrad_widget",
     "build_pruning_widget",
+    # the benchmarks (prunegrad_lite.benchmarks)
+    "BenchmarkResult",
+    "PixelPerturbationConfig",
+    "RoarConfig",
+    "SanityConfig",
+    "pixel_perturbation",
+    "reproduce",
+    "roar",
+    "sanity_checks",
 ]

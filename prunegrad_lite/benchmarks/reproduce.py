@@ -52,6 +52,7 @@ from prunegrad_lite.benchmarks.results import BenchmarkResult, write_text
 from prunegrad_lite.benchmarks.roar import RoarConfig, roar, setup_hash
 from prunegrad_lite.benchmarks.sanity import SanityConfig, sanity_checks
 from prunegrad_lite.device import resolve_device
+from prunegrad_lite.teaching import SMOKE_ENV_VAR, smoke_mode
 from prunegrad_lite.training import TrainConfig
 
 __all__ = [
@@ -67,7 +68,7 @@ __all__ = [
     "smoke_mode",
 ]
 
-SMOKE_ENV = "PRUNEGRAD_LITE_SMOKE"
+SMOKE_ENV = SMOKE_ENV_VAR  # "PRUNEGRAD_LITE_SMOKE", shared with the notebooks (teaching.py)
 BENCHMARKS = ("sanity", "pixel", "roar")
 REPRODUCE_MODELS = ("fashion_mnist", "efficientnet_lite0")
 #: the paper's comparison: the baselines of spec section 2, PruneGrad and the two controls
@@ -169,11 +170,6 @@ PRESETS: dict[str, Preset] = {
         methods=("gradient", "guided_backprop", "gradcam", "prunegrad", "random", "edge"),
     ),
 }
-
-
-def smoke_mode() -> bool:
-    """True when ``PRUNEGRAD_LITE_SMOKE=1`` is set (CI and notebook tests)."""
-    return os.environ.get(SMOKE_ENV, "").strip() == "1"
 
 
 def select_preset(quick: bool = False) -> Preset:
