@@ -209,7 +209,12 @@ def _sweep_label(sweep: PruningSweep) -> str:
     )
 
 
-_SWEEP_COLORS = ("tab:blue", "tab:gray", "tab:orange", "tab:green", "tab:purple")
+def _sweep_color(sweep: PruningSweep) -> str:
+    """One colour per kind of pruning, the same in every figure: blue is PruneGrad's."""
+    colors = {"taylor": "tab:blue", "random": "tab:gray", "integrated_gradients": "tab:orange"}
+    if sweep.threshold == "layer":
+        return {"taylor": "tab:green", "random": "silver"}.get(sweep.scoring, "tab:purple")
+    return colors.get(sweep.scoring, "tab:purple")
 
 
 def plot_kept_per_site(
@@ -230,12 +235,12 @@ def plot_kept_per_site(
     y = np.arange(len(names))[::-1]
     fig, ax = plt.subplots(figsize=(7.0, 0.42 * len(names) + 1.9), layout="constrained")
     height = 0.8 / len(sweeps)
-    for i, (sweep, color) in enumerate(zip(sweeps, _SWEEP_COLORS)):
+    for i, sweep in enumerate(sweeps):
         ax.barh(
             y + 0.4 - height * (i + 0.5),
             sweep.kept_per_site[level][pick].mean(0),  # (L,)
             height=height,
-            color=color,
+            color=_sweep_color(sweep),
             label=f"{_sweep_label(sweep)}: p {sweep.prob[pick].mean():.3f} -> "
             f"{sweep.pruned_prob[level][pick].mean():.3f}",
         )
@@ -264,8 +269,8 @@ def plot_pruning_sweep(
     """
     sweeps = [sweeps] if isinstance(sweeps, PruningSweep) else list(sweeps)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.0, 3.6), layout="constrained")
-    for sweep, color in zip(sweeps, _SWEEP_COLORS):
-        label = _sweep_label(sweep)
+    for sweep in sweeps:
+        label, color = _sweep_label(sweep), _sweep_color(sweep)
         ax.plot(sweep.sparsities, sweep.mean_change, "o-", color=color, label=label)
         bx.plot(sweep.sparsities, sweep.same_prediction.mean(1), "o-", color=color, label=label)
     if calibration_change is not None:

@@ -30,12 +30,12 @@ T = TypeVar("T")
 
 
 def smoke_mode() -> bool:
-    """Whether ``$PRUNEGRAD_LITE_SMOKE`` is set to anything but ``""``/``0``/``false``/``no``/``off``.
+    """Whether ``$PRUNEGRAD_LITE_SMOKE`` is ``1`` (surrounding spaces ignored; anything else: no).
 
-    Read on every call (not at import), so a test can switch it with ``monkeypatch.setenv``.
+    The same rule as the benchmarks' smoke mode. Read on every call (not at import), so a test
+    can switch it with ``monkeypatch.setenv``.
     """
-    value = os.environ.get(SMOKE_ENV_VAR, "").strip().lower()
-    return value not in ("", "0", "false", "no", "off")
+    return os.environ.get(SMOKE_ENV_VAR, "").strip() == "1"
 
 
 def pick(normal: T, smoke: T) -> T:

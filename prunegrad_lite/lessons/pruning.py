@@ -113,21 +113,21 @@ def pruning_sweep(
 def format_pruning_sweeps(sweeps: Sequence[PruningSweep]) -> str:
     """A plain-text table: per sparsity, each sweep's kept fraction, mean change, same prediction.
 
+    ``kept``: fraction of all neurons kept; ``|dp|/p``: mean relative change of the target
+    probability; ``same``: fraction of images whose pruned network predicts the same class.
+
     Example
     -------
     >>> print(format_pruning_sweeps([taylor, random]))
     """
-    head = f"{'sparsity':>8}"
-    for sweep in sweeps:
-        head += f" | {sweep.scoring + ' ' + sweep.threshold:^32}"
-    sub = f"{'':>8}" + f" | {'kept':>8} {'|dp|/p':>9} {'same':>6}      " * len(sweeps)
-    rows = [head, sub.rstrip()]
+    head = f"{'':>8}" + "".join(f" | {s.scoring + ', ' + s.threshold:^25}" for s in sweeps)
+    sub = f"{'sparsity':>8}" + f" | {'kept':>8} {'|dp|/p':>9} {'same':>6}" * len(sweeps)
+    rows = [head, sub]
     for i, s in enumerate(sweeps[0].sparsities):
-        row = f"{s:>8.2f}"
-        for sweep in sweeps:
-            row += (
-                f" | {sweep.kept_fraction[i].mean():>8.1%} {sweep.mean_change[i]:>9.3f} "
-                f"{sweep.same_prediction[i].mean():>6.0%}      "
-            )
-        rows.append(row.rstrip())
+        cells = [
+            f" | {w.kept_fraction[i].mean():>8.1%} {w.mean_change[i]:>9.3f} "
+            f"{w.same_prediction[i].mean():>6.0%}"
+            for w in sweeps
+        ]
+        rows.append(f"{s:>8.2f}" + "".join(cells))
     return "\n".join(rows)
