@@ -257,9 +257,19 @@ def _sparsity(setup: _Setup, preset: Preset) -> tuple[float, str]:
         return float(fixed), "the model's calibrated default"
     x = setup.images[: preset.calibration_images].to(next(setup.model.parameters()).device)
     cal = calibrate_sparsity(setup.model, x)
-    return cal.sparsity, (
+    sparsity, change, extra = cal.sparsity, cal.change, ""
+    if sparsity == 0.0:  # no pruning is not PruneGrad: take the smallest sparsity reaching 15%
+        reaching = [(s, c) for s, c in cal.evaluated if s > 0 and c >= cal.target_change]
+        if reaching:
+            sparsity, change = min(reaching)
+            extra = (
+                "; the change jumps past the target at the smallest sparsity tried (ties at "
+                "score 0 are pruned together), so the smallest sparsity reaching it is used "
+                "instead of 0, which would be the plain gradient"
+            )
+    return sparsity, (
         f"calibrated here on {len(x)} images: pruning changes the target probability by "
-        f"{cal.change:.3f} on average (target 0.15)"
+        f"{change:.3f} on average (target {cal.target_change}){extra}"
     )
 
 
