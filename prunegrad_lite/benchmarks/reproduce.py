@@ -112,8 +112,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "full": Preset(
         name="full",
-        pixel_images=1000,
-        sanity_images=200,
+        pixel_images=500,
+        sanity_images=128,
         sanity_depth=None,
         roar_train=5000,
         roar_test=1000,
