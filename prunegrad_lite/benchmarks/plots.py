@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.figures import plot_method_grid
-from prunegrad_lite.maps import to_display_image
+from prunegrad_lite.maps import clip_percentile, to_display_image
 
 __all__ = ["METRIC_LABELS", "plot_curves", "plot_sanity_maps"]
 
@@ -46,34 +46,41 @@ _X_LABELS = {
     "roar": "fraction of top pixels removed",
     "sanity": "randomised up to stage",
 }
-_STYLE = {  # fixed colours for the methods the paper compares; others take the cycle
+_STYLE = {  # one fixed look per method of the paper's comparison; others take the cycle
     "prunegrad": ("tab:red", "-", 2.4),
     "gradient": ("tab:blue", "-", 1.4),
+    "grad_x_input": ("tab:cyan", "-", 1.4),
     "integrated_gradients": ("tab:green", "-", 1.4),
-    "gradcam": ("tab:purple", "-", 1.4),
+    "smoothgrad": ("tab:olive", "-", 1.4),
     "guided_backprop": ("tab:orange", "-", 1.4),
+    "gradcam": ("tab:purple", "-", 1.4),
+    "fullgrad": ("tab:pink", "-", 1.4),
     "random": ("0.45", "--", 1.4),
-    "edge": ("0.2", ":", 1.4),
+    "edge": ("0.1", ":", 1.4),
 }
 
 
 def plot_curves(
-    result: BenchmarkResult, panels: list[tuple[str, str]] | None = None, band: bool = True
+    result: BenchmarkResult, panels: list[tuple[str, str]] | None = None, band: str = "sem"
 ) -> Figure:
-    """One panel per (metric, variant), one line per method with a ±1 std band (or error bars).
+    """One panel per (metric, variant), one line per method with a shaded band (or error bars).
 
     Parameters
     ----------
     result : any benchmark's :class:`~prunegrad_lite.benchmarks.results.BenchmarkResult`.
     panels : which (metric, variant) pairs to draw; default all of them.
-    band : True (default) shades mean ± std over images; ROAR always draws error bars
-        (std over seeds).
+    band : ``"sem"`` (default) shades mean ± standard error over images (std / sqrt(n): with
+        ten methods, ± std bands over hundreds of images hide the lines), ``"std"`` mean ± std,
+        ``"none"`` no band. ROAR always draws error bars of ± std over seeds. The tables
+        report the std.
 
     Example
     -------
     >>> fig = plot_curves(pixel_result, panels=[("prob_change", "lerf")])
     >>> fig.savefig("lerf.png")
     """
+    if band not in ("sem", "std", "none"):
+        raise ValueError(f"band must be 'sem', 'std' or 'none', got {band!r}")
     panels = panels or result.panels()
     if not panels:
         raise ValueError("the result has no curves to draw")
@@ -99,8 +106,10 @@ def plot_curves(
                             ms=3.5, capsize=3, label=method)  # fmt: skip
             else:
                 ax.plot(x, mean, color=color, ls=style, lw=width, marker="o", ms=3, label=method)
-                if band:
-                    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.12, lw=0)
+                if band != "none":
+                    n = np.array([p.n for p in _points(result, method, metric, variant)])
+                    half = std if band == "std" else std / np.sqrt(np.maximum(n, 1))
+                    ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.12, lw=0)
         if result.benchmark == "sanity" and labels is not None:
             ax.set_xticks(range(len(labels)))
             ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
@@ -117,7 +126,9 @@ def plot_curves(
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, loc="best")
     title = _TITLES.get(result.benchmark, result.benchmark)
-    fig.suptitle(f"{title} on {result.model}\n(mean ± std over {_units(result)})", fontsize=10)
+    spread = "std" if result.benchmark == "roar" or band == "std" else "standard error"
+    spread = f"mean ± {spread}" if band != "none" or result.benchmark == "roar" else "mean"
+    fig.suptitle(f"{title} on {result.model}\n({spread} over {_units(result)})", fontsize=10)
     return fig
 
 
@@ -128,18 +139,25 @@ _TITLES = {
 }
 
 
+def _points(result: BenchmarkResult, method: str, metric: str, variant: str) -> list:
+    key = (method, metric, variant)
+    return sorted((p for p in result.curves if (p.method, p.metric, p.variant) == key),
+                  key=lambda p: p.step)  # fmt: skip
+
+
 def _units(result: BenchmarkResult) -> str:
     if result.benchmark == "roar":
         return f"{len(result.settings.get('seeds', []))} training seeds"
     return f"{result.settings.get('num_images', '?')} images"
 
 
-def plot_sanity_maps(result: BenchmarkResult, image: int = 0) -> Figure:
+def plot_sanity_maps(result: BenchmarkResult, image: int = 0, clip: float = 99.5) -> Figure:
     """The maps of one image as the layers are randomised (cascading): one row per method.
 
     Uses the example maps :func:`~prunegrad_lite.benchmarks.sanity.sanity_checks` keeps
     (``config.example_images`` > 0): columns are the original model, then a few cascading
-    stages, each "→ stage" meaning every stage from the logits down to it is randomised.
+    stages, each "→ stage" meaning every stage from the logits down to it is randomised. Each
+    map is clipped at its ``clip``-th percentile of |value| (default 99.5) before scaling.
 
     Example
     -------
@@ -155,11 +173,13 @@ def plot_sanity_maps(result: BenchmarkResult, image: int = 0) -> Figure:
         x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
     img = to_display_image(x, mean, std)  # (H, W, C)
     rows = np.repeat(img[None], len(methods), axis=0)  # one row per method
-    maps = {col: torch.as_tensor(m[image]) for col, m in ex["maps"].items()}  # (M, C, H, W)
+    maps = {  # (M, C, H, W); a few extreme pixels would wash out the rest of the map
+        col: clip_percentile(torch.as_tensor(m[image]), clip) for col, m in ex["maps"].items()
+    }
     fig = plot_method_grid(rows, maps, class_names=methods)
     fig.suptitle(
         f"Sanity check on {result.model}: maps as layers are randomised from the logits down "
-        "(each scaled by its own max)",
+        f"(each clipped at its {clip:g}th percentile of |value|, scaled by its max)",
         fontsize=10,
     )
     return fig
