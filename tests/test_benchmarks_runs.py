@@ -6,12 +6,15 @@ import copy
 import dataclasses
 import importlib
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from test_benchmarks_known_answers import PatchModel, PerfectMap, linear_model, patch_images
 
 from prunegrad_lite.benchmarks import (
     PixelPerturbationConfig,
+    plot_curves,
+    plot_sanity_maps,
     RoarConfig,
     SanityConfig,
     pixel_perturbation,
@@ -83,6 +86,16 @@ def test_sanity_checks_never_touch_the_callers_model(resnet):
     assert casc[:2] == pytest.approx(ind[:2]) and casc[-1] != pytest.approx(ind[-1])
     assert set(result.examples["maps"]) >= {"original", "→ fc", "→ conv1"}
     assert result.examples["maps"]["original"].shape == (1, 2, 1, 28, 28)  # (k, M, C, H, W)
+    # the figures: curves with each kind of band, and the maps as the layers are randomised
+    for band in ("sem", "std", "none"):
+        fig = plot_curves(result, band=band)
+        assert len([ax for ax in fig.axes if ax.get_visible()]) == 2  # (measure, variant) panels
+        plt.close(fig)
+    with pytest.raises(ValueError, match="band"):
+        plot_curves(result, band="iqr")
+    fig = plot_sanity_maps(result)
+    assert fig.axes[0].get_title() == "input" and "randomised" in fig.texts[0].get_text()
+    plt.close(fig)
 
 
 def test_sanity_and_pixel_arguments_are_checked(resnet):
