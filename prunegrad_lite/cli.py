@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import shlex
 import sys
@@ -123,6 +124,12 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-augment", action="store_true", help="no random crop and flip")
     parser.add_argument(
+        "--crop-padding",
+        type=int,
+        default=defaults.crop_padding,
+        help="random crop padding in pixels (0: no crop)",
+    )
+    parser.add_argument(
         "--limit", type=_positive_int, default=None, help="train on the first N images only"
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: auto)")
@@ -135,6 +142,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+_THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")  # recorded with a run
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -144,7 +154,7 @@ def _sha256(path: Path) -> str:
 
 
 def _floats(value: Any) -> list[float]:
-    return [float(v) for v in torch.as_tensor(value).flatten().tolist()]
+    return [float(v) for v in torch.as_tensor(value, dtype=torch.float64).flatten().tolist()]
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -166,6 +176,7 @@ def _train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         schedule=args.schedule,
         augment=not args.no_augment,
+        crop_padding=args.crop_padding,
         width=args.width,
         seed=args.seed,
     )
@@ -178,12 +189,13 @@ def _train(args: argparse.Namespace) -> int:
     which = "full" if args.full else "shipped subset"
     print(
         f"training FashionResNet(width={config.width}) on {len(images)} {args.dataset} images "
-        f"({which}), {config.epochs} epochs, seed {config.seed}, device {device}"
+        f"({which}), epochs={config.epochs}, seed={config.seed}, device={device}"
     )
+    load_start = round(os.getloadavg()[0], 2)  # other processes sharing the CPU, for the record
     result = train_model(
         (images, labels), test, config, device=device, progress=not args.no_progress
     )
-    for h in result.history:
+    for h in result.history if args.no_progress else []:  # (the progress bars printed them)
         print(
             f"  epoch {h.epoch}: loss {h.loss:.4f}, train acc {h.train_accuracy:.4f}, "
             f"test acc {h.test_accuracy:.4f} ({h.seconds:.0f} s)"
@@ -215,8 +227,10 @@ def _train(args: argparse.Namespace) -> int:
         "history": [dataclasses.asdict(h) for h in result.history],
         "accuracy": accuracy,
         "wall_time_s": round(result.wall_time_s, 1),
+        "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
+        "environment": {k: os.environ[k] for k in _THREAD_ENV if k in os.environ},
         "torch_version": torch.__version__,
         "prunegrad_lite_version": __version__,
         "python_version": platform.python_version(),
@@ -249,6 +263,72 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# explain
+# --------------------------------------------------------------------------------------------------
+
+
+def _explain_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default="fashion_mnist", choices=["fashion_mnist", "efficientnet_lite0"]
+    )
+    parser.add_argument(
+        "--index",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3],
+        help="test-subset images to explain (fashion_mnist)",
+    )
+    parser.add_argument(
+        "--photo",
+        nargs="+",
+        default=None,
+        help="photographs to explain (efficientnet_lite0; default all)",
+    )
+    parser.add_argument(
+        "--methods",
+        default="gradient,integrated_gradients,gradcam,prunegrad",
+        help="comma-separated method names (see prunegrad_lite.METHODS)",
+    )
+    parser.add_argument(
+        "--sparsity",
+        type=float,
+        default=None,
+        help="PruneGrad sparsity in [0, 1) (default: the model's calibrated one)",
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, ... (default: CUDA if available)"
+    )
+    parser.add_argument(
+        "--out", default="prunegrad_maps.png", help="where to write the figure (PNG)"
+    )
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from prunegrad_lite.explain import explain_examples
+
+    result = explain_examples(
+        args.model,
+        indices=args.index,
+        photos=args.photo,
+        methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+        sparsity=args.sparsity,
+        device=args.device,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.figure.savefig(out, dpi=120, bbox_inches="tight")
+    print(result.explanation.layer_table(0))
+    for n, label in enumerate(result.labels):
+        ex = result.explanation
+        print(
+            f"image {n}: {label.splitlines()[0]}, pruned p={ex.pruned_prob[n].item():.2f}, "
+            f"kept {ex.kept_fraction[n].item():.1%} of neurons"
+        )
+    print(f"wrote {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # The command table and the entry point
 # --------------------------------------------------------------------------------------------------
 
@@ -257,6 +337,9 @@ COMMANDS: dict[str, Command] = {
         "versions, device, data files and models available offline", _info_arguments, _info
     ),
     "train": Command("train a FashionResNet with the package's recipe", _train_arguments, _train),
+    "explain": Command(
+        "PruneGrad and other maps for shipped-model predictions", _explain_arguments, _explain
+    ),
     "reproduce": Command("the benchmarks, beside the paper", _reproduce_arguments, _reproduce),
 }
 
