@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -97,7 +98,7 @@ def test_reproduce_runs_pixel_and_sanity_on_the_imagenet_model(smoke, tmp_path):
     ("argv", "code", "message"),
     [
         (["reproduce", "--benchmark", "roarr"], 2, "invalid choice"),
-        (["reproduce", "--model", "vgg16"], 2, "invalid choice"),
+        (["reproduce", "--model", "mnist"], 2, "invalid choice"),
         (
             ["reproduce", "--methods", "gradient,nosuch", "--model", "fashion_mnist"],
             1,
@@ -134,3 +135,33 @@ def test_claims_are_checked_against_the_authors_direction():
     roar_lines = [line for line in text.splitlines() if "(roar)" in line]
     assert roar_lines[0].startswith("- **AGREES**") and roar_lines[1].startswith("- **AGREES**")
     assert roar_lines[2].startswith("- **NOT CHECKED**")  # no random control in the paper
+
+
+def test_imagenet_models_can_read_an_image_folder_instead_of_the_photographs(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            pixels = rng.integers(0, 256, (300, 260, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / cls / f"{i}.png")
+    smoke = PRESETS["smoke"]
+    images = reproduce_module._imagenet_images("efficientnet_lite0", smoke, tmp_path, 3, seed=0)
+    assert images.shape == (3, 3, 224, 224)
+    again = reproduce_module._imagenet_images("resnet50", smoke, tmp_path, 10, seed=0)
+    assert again.shape == (4, 3, 224, 224)  # all four; torchvision's normalisation differs
+    assert not torch.allclose(again[:3], images)
+    photos = reproduce_module._imagenet_images("efficientnet_lite0", smoke, None, 99, seed=0)
+    assert photos.shape == (1, 3, 224, 224)  # the smoke preset's one photograph
+    with pytest.raises(ValueError, match="imagenet_images"):
+        reproduce(models="efficientnet_lite0", imagenet_folder=tmp_path, imagenet_images=0)
+
+
+def test_torchvision_models_without_cached_weights_fail_with_the_offline_message(capsys, tmp_path):
+    if weights_available("vgg16"):
+        pytest.skip("vgg16's ImageNet weights are cached on this machine")
+    argv = ["reproduce", "--model", "vgg16", "--benchmark", "pixel", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "offline" in err and "Traceback" not in err

@@ -58,6 +58,7 @@ from prunegrad_lite.training import TrainConfig
 __all__ = [
     "BENCHMARKS",
     "DEFAULT_METHODS",
+    "DEFAULT_MODELS",
     "PRESETS",
     "REPRODUCE_MODELS",
     "SMOKE_ENV",
@@ -70,7 +71,9 @@ __all__ = [
 
 SMOKE_ENV = SMOKE_ENV_VAR  # "PRUNEGRAD_LITE_SMOKE", shared with the notebooks (teaching.py)
 BENCHMARKS = ("sanity", "pixel", "roar")
-REPRODUCE_MODELS = ("fashion_mnist", "efficientnet_lite0")
+REPRODUCE_MODELS = ("fashion_mnist", "efficientnet_lite0", "resnet50", "vgg16")
+#: what ``models="all"`` runs: the models whose weights are offline
+DEFAULT_MODELS = ("fashion_mnist", "efficientnet_lite0")
 #: the paper's comparison: the baselines of spec section 2, PruneGrad and the two controls
 DEFAULT_METHODS = (
     "gradient",
@@ -192,10 +195,12 @@ class ReproduceReport:
     summary_path: Path | None = None
 
 
-def _choice(value: str | Sequence[str], known: Sequence[str], what: str) -> list[str]:
+def _choice(
+    value: str | Sequence[str], known: Sequence[str], what: str, every: Sequence[str] | None = None
+) -> list[str]:
     values = [value] if isinstance(value, str) else list(value)
     if values == ["all"]:
-        return list(known)
+        return list(every or known)
     unknown = [v for v in values if v not in known]
     if unknown or not values:
         raise ValueError(
@@ -221,9 +226,17 @@ class _Setup:
     test: Any = None
 
 
-def _load(name: str, preset: Preset, device: torch.device, weights: Any, seed: int) -> _Setup:
-    from prunegrad_lite.data import IMAGENET_NORMALIZATION, load_dataset, load_photos
-    from prunegrad_lite.models import load_model
+def _load(
+    name: str,
+    preset: Preset,
+    device: torch.device,
+    weights: Any,
+    seed: int,
+    imagenet_folder: Any = None,
+    imagenet_images: int = 1000,
+) -> _Setup:
+    from prunegrad_lite.data import load_dataset
+    from prunegrad_lite.models import load_model, model_info
 
     if name == "fashion_mnist":
         model = load_model(name, device=device, weights=weights)
@@ -240,12 +253,25 @@ def _load(name: str, preset: Preset, device: torch.device, weights: Any, seed: i
             roar_train,
             roar_test,
         )
-    model = load_model(name, device=device)
-    from prunegrad_lite.data import PHOTOS
+    model = load_model(name, device=device)  # torchvision models: cached weights or an error
+    images = _imagenet_images(name, preset, imagenet_folder, imagenet_images, seed)
+    pre = model_info(name).preprocessing
+    return _Setup(name, model, images, images, (pre.mean, pre.std))
 
-    names = list(PHOTOS)[: preset.photos] if preset.photos is not None else None
-    images, _ = load_photos(names, preprocess="efficientnet_lite0")
-    return _Setup(name, model, images, images, IMAGENET_NORMALIZATION["efficientnet_lite0"])
+
+def _imagenet_images(name: str, preset: Preset, folder: Any, count: int, seed: int) -> Tensor:
+    """The photographs (offline), or ``count`` images drawn (seeded) from an ImageNet folder."""
+    from prunegrad_lite.data import PHOTOS, load_image_folder, load_photos
+    from prunegrad_lite.models import model_info
+
+    style = model_info(name).preprocessing.style
+    if folder is None:
+        names = list(PHOTOS)[: preset.photos] if preset.photos is not None else None
+        return load_photos(names, preprocess=style)[0]
+    dataset = load_image_folder(folder, preprocess=style)
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    picked = order[: min(count, len(dataset))].sort().values.tolist()
+    return torch.stack([dataset[i][0] for i in picked])  # decoding files: one at a time
 
 
 def _sparsity(setup: _Setup, preset: Preset) -> tuple[float, str]:
@@ -284,14 +310,18 @@ def reproduce(
     progress: bool = True,
     weights: str | os.PathLike = "default",
     preset: Preset | None = None,
+    imagenet_folder: str | os.PathLike | None = None,
+    imagenet_images: int = 1000,
 ) -> ReproduceReport:
     """Run the benchmarks, write figures, tables and ``summary.md`` into ``out``.
 
     Parameters
     ----------
     benchmarks : "sanity", "pixel", "roar", a list of them, or "all" (default).
-    models : "fashion_mnist", "efficientnet_lite0", a list, or "all" (default). ROAR runs on
-        Fashion-MNIST only.
+    models : "fashion_mnist", "efficientnet_lite0", "resnet50", "vgg16", a list, or "all"
+        (default: the two offline models, fashion_mnist and efficientnet_lite0). ROAR runs on
+        Fashion-MNIST only. The torchvision models need their ImageNet weights in torch.hub's
+        cache (downloaded once, online).
     methods : attribution methods (default: the preset's, :data:`DEFAULT_METHODS` for "full"
         and "quick"); when given, they replace the preset's lists for every benchmark.
     quick : the "quick" preset instead of "full" (``PRUNEGRAD_LITE_SMOKE=1`` selects "smoke").
@@ -301,9 +331,19 @@ def reproduce(
     progress : tqdm progress bars.
     weights : the Fashion-MNIST checkpoint ("default": the shipped one, or a path).
     preset : overrides ``quick`` and smoke mode (see :data:`PRESETS`).
+    imagenet_folder : an ImageNet-style folder (``<class>/<image>``) to run the ImageNet models
+        on instead of the seven photographs: the paper's scale on a GPU with your own data.
+    imagenet_images : how many images to draw from it (seeded); default 1000.
+
+    Example
+    -------
+    >>> reproduce(models="resnet50", benchmarks="pixel", imagenet_folder="~/imagenet/val",
+    ...           imagenet_images=2000, device="cuda")   # the authors' pixel perturbation
     """
+    if imagenet_images < 1:
+        raise ValueError(f"imagenet_images must be positive, got {imagenet_images}")
     which = _choice(benchmarks, BENCHMARKS, "benchmark")
-    model_names = _choice(models, REPRODUCE_MODELS, "model")
+    model_names = _choice(models, REPRODUCE_MODELS, "model", DEFAULT_MODELS)
     chosen = check_methods(methods) if methods is not None else None
     preset = preset or select_preset(quick)
     dev = resolve_device(device)
@@ -312,10 +352,13 @@ def reproduce(
     report = ReproduceReport(out_dir, preset)
     t_run = time.perf_counter()
     for name in model_names:
-        setup = _load(name, preset, dev, weights, seed)
+        setup = _load(name, preset, dev, weights, seed, imagenet_folder, imagenet_images)
         sparsity, how = _sparsity(setup, preset)
         report.sparsity[name] = sparsity
         report.notes.append(f"{name}: PruneGrad sparsity {sparsity:.3f}, {how}.")
+        if setup.train is None:
+            where = "the offline photographs" if imagenet_folder is None else str(imagenet_folder)
+            report.notes.append(f"{name}: {len(setup.images)} images from {where}.")
         options = {m: {"sparsity": sparsity} for m in _PRUNEGRAD_FAMILY}
         fingerprint = setup_hash(setup.model)
         for bench in which:
@@ -326,8 +369,9 @@ def reproduce(
                 )
                 continue
             bench_methods = list(chosen or _methods_for(bench, name, preset))
+            source = [] if imagenet_folder is None else [str(imagenet_folder), imagenet_images]
             key = _digest(bench, name, dataclasses.asdict(preset), bench_methods, seed,
-                          fingerprint, options)  # fmt: skip
+                          fingerprint, options, *source)  # fmt: skip
             cached = cache / "results" / f"{bench}_{name}_{key}.json"
             t0 = time.perf_counter()
             if cached.is_file():
@@ -381,18 +425,19 @@ def _run(
     cache: Path,
 ) -> BenchmarkResult:
     options = {m: o for m, o in options.items() if m in methods}
-    fashion = setup.name == "fashion_mnist"
+    small = setup.name == "fashion_mnist"  # 28x28 inputs: big batches on any device
+    big_batches = small or device.type == "cuda"
     if bench == "pixel":
-        config = PixelPerturbationConfig(batch_size=64 if fashion else 8,
-                                         forward_batch=1000 if fashion else 40)  # fmt: skip
+        config = PixelPerturbationConfig(batch_size=64 if big_batches else 8,
+                                         forward_batch=1000 if big_batches else 40)  # fmt: skip
         return pixel_perturbation(
             setup.model, setup.images, methods, config, device=device, seed=seed,
             progress=progress, method_options=options, model_name=setup.name,
         )  # fmt: skip
     if bench == "sanity":
         config = SanityConfig(
-            depth=preset.sanity_depth if fashion else preset.imagenet_sanity_depth,
-            batch_size=64 if fashion else 8,
+            depth=preset.sanity_depth if small else preset.imagenet_sanity_depth,
+            batch_size=64 if big_batches else 8,
         )
         return sanity_checks(
             setup.model, setup.sanity_images, methods, config, device=device, seed=seed,
@@ -504,7 +549,8 @@ def add_arguments(parser: Any) -> None:
         "--model",
         choices=(*REPRODUCE_MODELS, "all"),
         default="all",
-        help="default: all (ROAR runs on fashion_mnist only)",
+        help="default: all = fashion_mnist and efficientnet_lite0 (offline); ROAR runs on "
+        "fashion_mnist only; resnet50 and vgg16 need torchvision's cached ImageNet weights",
     )
     parser.add_argument(
         "--methods",
@@ -532,6 +578,16 @@ def add_arguments(parser: Any) -> None:
         default="default",
         help="Fashion-MNIST checkpoint (default: the shipped data/fashion_resnet.pt)",
     )
+    parser.add_argument(
+        "--imagenet-folder",
+        type=Path,
+        default=None,
+        help="ImageNet-style folder (<class>/<image>) for the ImageNet models instead of the "
+        "seven offline photographs",
+    )
+    parser.add_argument(
+        "--imagenet-images", type=int, default=1000, help="images drawn from it (default 1000)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -550,6 +606,8 @@ def run_cli(args: Any) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         weights=args.weights,
+        imagenet_folder=args.imagenet_folder,
+        imagenet_images=args.imagenet_images,
     )
     print(f"preset {report.preset.name}: {report.seconds.get('total', 0):.0f} s")
     for note in report.notes:
