@@ -52,20 +52,21 @@ CHECKPOINT_FORMAT = "prunegrad_lite.checkpoint/1"
 @dataclass
 class TrainConfig:
     """The training recipe. The defaults train the shipped FashionResNet on the full 60k
-    Fashion-MNIST training set in about 4 minutes on 2 CPU cores (see data/fashion_resnet.json)."""
+    Fashion-MNIST training set to 91.2% test accuracy (the record is data/fashion_resnet.json):
+    about 70 s an epoch on 2 idle CPU cores, 1407 steps in all."""
 
     epochs: int = 4  # full passes over the training set
     batch_size: int = 128  # samples per step; a last batch of 1 is dropped (BatchNorm needs 2)
-    lr: float = 0.05  # peak learning rate (OneCycle's max_lr; the constant rate otherwise)
+    lr: float = 0.1  # peak learning rate (OneCycle's max_lr; the constant rate otherwise)
     weight_decay: float = 5e-4  # L2 on all parameters (decoupled for AdamW)
     optimizer: str = "sgd"  # "sgd" (momentum 0.9, Nesterov), "adam" or "adamw"
-    schedule: str = "onecycle"  # "onecycle" (warm up 30%, cosine down), "cosine" or "constant"
-    augment: bool = True  # random crop + horizontal flip on each training batch
-    crop_padding: int = 2  # random crop: reflect-pad by this many pixels, crop back (0: no crop)
+    schedule: str = "onecycle"  # "onecycle" (warm up, then cosine down), "cosine" or "constant"
+    warmup: float = 0.2  # OneCycle: fraction of all steps spent warming up from lr / 25
+    augment: bool = True  # augment each training batch (crop and flip as set below)
+    crop_padding: int = 0  # random crop: reflect-pad, crop back (0: none; 2 cost 1-4% here)
     hflip: bool = True  # random horizontal flip with probability 1/2
     width: int = 16  # FashionResNet channels of the first stage (then 2x, 4x)
     num_classes: int = 10  # output classes of the default model
-    channels_last: bool = True  # NHWC memory layout while training: ~1.4x faster convs on CPU
     seed: int = 0  # seeds model init, shuffling and augmentation (through torch.Generator)
     num_workers: int = 0  # batches are sliced from in-memory tensors: no loader workers (must be 0)
 
@@ -209,7 +210,7 @@ def _scheduler(
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.3
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=config.warmup
         )
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
@@ -260,8 +261,10 @@ def train_model(
     with torch.random.fork_rng(devices=[]):  # restores the global CPU RNG afterwards
         torch.random.default_generator.manual_seed(config.seed)
         model = model_fn()
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(dev, memory_format=memory_format)
+    # No channels_last: it is ~1.4x faster on CPU, but in torch 2.14.1 the CPU backward of a
+    # channels_last 1x1 stride-2 conv with 4 input channels (the first shortcut of width=4)
+    # corrupts the heap.
+    model = model.to(dev)
     generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
     images, labels = images.to(dev), labels.to(dev)  # (N, C, H, W), (N,)
 
@@ -285,7 +288,6 @@ def train_model(
             x, y = images[index], labels[index]  # (B, C, H, W), (B,)
             if config.augment:
                 x = augment_batch(x, config.crop_padding, config.hflip, generator)
-            x = x.contiguous(memory_format=memory_format)
             logits = model(x)  # (B, classes)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -305,7 +307,14 @@ def train_model(
                 epoch, loss_sum / seen, correct / seen, test_acc, time.perf_counter() - t_epoch
             )
         )
-    model = model.to(memory_format=torch.contiguous_format).eval()
+        if progress:
+            h = history[-1]
+            test_text = "" if test_acc is None else f", test acc {test_acc:.4f}"
+            tqdm.write(
+                f"epoch {epoch}/{config.epochs}: loss {h.loss:.4f}, "
+                f"train acc {h.train_accuracy:.4f}{test_text} ({h.seconds:.0f} s)"
+            )
+    model.eval()
     wall = time.perf_counter() - t_start
     return TrainResult(model=model, history=history, wall_time_s=wall, config=config, num_train=n)
 
@@ -313,6 +322,12 @@ def train_model(
 # --------------------------------------------------------------------------------------------------
 # Checkpoints
 # --------------------------------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -333,6 +348,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -23,13 +23,11 @@ TINY = TrainConfig(epochs=1, batch_size=64, width=4, seed=3)
 
 
 def _synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Learnable toy data: class c brightens row block c of a 28x28 noise image."""
+    """Learnable toy data: class 1 images are brighter (+1) than class 0 images (-1), plus noise."""
     g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 10, (n,), generator=g)  # (N,)
-    images = 0.3 * torch.randn(n, 1, 28, 28, generator=g)  # (N, 1, 28, 28)
-    rows = torch.arange(28)[None, :] // 3 == labels[:, None]  # (N, 28)
-    images += 2.0 * rows[:, None, :, None]
-    return images, labels
+    labels = torch.randint(0, 2, (n,), generator=g)  # (N,)
+    images = torch.randn(n, 1, 28, 28, generator=g)  # (N, 1, 28, 28)
+    return images + (2.0 * labels.float() - 1.0)[:, None, None, None], labels
 
 
 def test_augment_batch_crops_and_flips_each_sample():
@@ -74,19 +72,13 @@ def test_train_one_epoch_is_reproducible_and_leaves_global_rng_alone():
     assert not first.model.training
     assert len(first.history) == 1 and first.num_train == 512
     h = first.history[0]
-    assert h.loss > 0 and 0 <= h.train_accuracy <= 1 and 0 <= h.test_accuracy <= 1
+    assert h.loss > 0 and 0 <= h.train_accuracy <= 1
+    assert h.test_accuracy > 0.9  # it learns the toy task in 8 steps (chance is 0.5)
     assert first.test_accuracy == h.test_accuracy and other.test_accuracy is None
     s1, s2, s3 = (r.model.state_dict() for r in (first, second, other))
     assert all(torch.equal(s1[k], s2[k]) for k in s1)  # same seed: identical weights
     assert not all(torch.equal(s1[k], s3[k]) for k in s1)  # another seed: different
     assert json.dumps(first.as_dict())  # the record is JSON-able
-
-
-def test_train_learns_the_toy_task():
-    train, test = _synthetic(512, seed=0), _synthetic(256, seed=1)
-    config = TrainConfig(epochs=2, batch_size=64, width=4, augment=False, lr=0.05)
-    result = train_model(train, test, config, device="cpu", progress=False)
-    assert result.test_accuracy > 0.5  # chance is 0.1
 
 
 def test_train_with_a_custom_model_fn():
