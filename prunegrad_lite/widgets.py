@@ -3,8 +3,9 @@
 A builder takes everything it shows as arguments (model, normalised inputs, display images,
 names): callbacks never read notebook globals. Each widget pairs its controls with a pure
 function of their values (from :mod:`prunegrad_lite.lessons`, tested directly) and a figure
-function; the last result and figure stay on the widget as ``widget.result`` and
-``widget.figure``, so tests can set ``widget.controls[name].value`` and check what changed.
+function; the last result, figure and PNG stay on the widget as ``widget.result``,
+``widget.figure`` and ``widget.image.value``, so tests can set ``widget.controls[name].value``
+and check what changed.
 Results are cached per combination of control values: moving a slider back costs nothing.
 Maps are drawn clipped at their 99th percentile of ``|map|`` (:func:`~prunegrad_lite.clip_maps`);
 ``widget.result`` holds the raw ones.
@@ -19,13 +20,13 @@ Example
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import display
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
@@ -50,12 +51,16 @@ _SLIDER = {"continuous_update": False, "style": {"description_width": "initial"}
 
 
 class LessonWidget(widgets.VBox):
-    """Controls, an output area, and the pure computation and figure behind them.
+    """Controls, the picture they produce, and the pure computation and figure behind them.
 
     ``compute(**values)`` gets the controls' values by name and returns a result;
-    ``draw(result, **values)`` returns a figure, shown in :attr:`output` and then closed.
+    ``draw(result, **values)`` returns a figure, rendered to PNG into :attr:`image` and closed.
     A result of ``None`` means there is nothing to compute for these values (e.g. no method
     selected): ``empty_message`` is shown instead of a figure.
+
+    The figure is shown as an ``Image`` widget rather than captured in an ``Output`` widget:
+    an ``Image`` is one value sent to the front end, so the widget behaves the same in
+    JupyterLab, VS Code and a headless run (nbclient), and nothing is printed outside a kernel.
     """
 
     def __init__(
@@ -68,15 +73,17 @@ class LessonWidget(widgets.VBox):
     ) -> None:
         super().__init__()
         self.controls = dict(controls)
-        self.output = widgets.Output()
+        self.image = widgets.Image(format="png")
+        self.message = widgets.HTML()
         self.result: Any = None  # what the figure shows, for the current control values
-        self.figure: Figure | None = None  # the last figure drawn (closed after display)
+        self.figure: Figure | None = None  # the last figure drawn (closed once rendered)
         self._compute, self._draw, self._empty = compute, draw, empty_message
         self._cache: dict[Hashable, Any] = {}
         self.children = [
             widgets.HTML(f"<b>{title}</b>"),
             widgets.HBox(list(self.controls.values())),
-            self.output,
+            self.message,
+            self.image,
         ]
         for control in self.controls.values():
             control.observe(self._changed, names="value")
@@ -97,17 +104,19 @@ class LessonWidget(widgets.VBox):
         if key not in self._cache:
             self._cache[key] = self._compute(**values)
         self.result = self._cache[key]
-        self.output.clear_output(wait=True)
         if self.result is None:
             self.figure = None
-            with self.output:
-                display(widgets.HTML(self._empty))
+            self.message.value = self._empty
+            self.image.layout.display = "none"
             return
         fig = self._draw(self.result, **values)
-        with self.output:
-            display(fig)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", bbox_inches="tight")
         plt.close(fig)
         self.figure = fig
+        self.message.value = ""
+        self.image.value = png.getvalue()
+        self.image.layout.display = None
 
 
 def _check_images(images: Tensor, display_images: Any | None) -> None:

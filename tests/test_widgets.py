@@ -17,8 +17,8 @@ CLASSES = ["zero", "one", "two", "three"]
 
 
 @pytest.fixture(autouse=True)
-def agg(capsys):
-    """Draw off-screen; outside a kernel the output area prints, so capture it."""
+def agg():
+    """Draw off-screen, and check that no widget leaves a figure open."""
     matplotlib.use("Agg")
     before = set(plt.get_fignums())
     yield
@@ -41,18 +41,20 @@ def display(images) -> torch.Tensor:
 
 
 def _shown(widget: pgl.LessonWidget) -> Figure:
+    """The figure the widget shows, after checking it is the PNG in its image."""
     assert isinstance(widget, ipywidgets.VBox)
     assert isinstance(widget.figure, Figure)
-    assert widget.output in widget.children
+    assert widget.image in widget.children
+    assert bytes(widget.image.value[:4]) == b"\x89PNG" and widget.image.layout.display is None
     return widget.figure
 
 
 def test_first_map_widget_follows_the_image(model, images, display):
     w = pgl.build_first_map_widget(model, images, display, CLASSES)
     torch.testing.assert_close(w.result.maps["gradient"], pgl.Gradient(model).attribute(images[:1]))
-    first = w.result
+    first, first_png = w.result, w.image.value
     w.controls["image"].value = 2
-    assert w.result is not first
+    assert w.result is not first and w.image.value != first_png
     torch.testing.assert_close(
         w.result.maps["prunegrad"], pgl.PruneGrad(model).attribute(images[2:3])
     )
@@ -125,6 +127,9 @@ def test_method_widget_shows_the_selected_methods(model, images, display):
     assert len(_shown(w).axes) == 1 + 2 + 2  # input, two maps, two colour bars
     w.controls["methods"].value = ()
     assert w.result is None and w.figure is None
+    assert w.message.value == "Select at least one method." and w.image.layout.display == "none"
+    w.controls["methods"].value = ("gradient",)
+    assert w.message.value == "" and _shown(w).axes[0].get_title() == "input"
 
 
 def test_method_widget_reuses_precomputed_maps(model, images, display):
