@@ -181,6 +181,11 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     device = resolve_device(args.device)
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a folder: give a file such as {args.out / 'a.pt'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # fail now rather than after training
+    if not os.access(args.out.parent, os.W_OK):
+        raise ValueError(f"--out: cannot write to the folder {args.out.parent}")
     train = load_dataset(args.dataset, split="train", subset=not args.full)
     test = load_dataset(args.dataset, split="test", subset=not args.full)
     images, labels = train.images, train.labels  # (N, C, H, W), (N,)
