@@ -342,7 +342,8 @@ def load_model(
     Weights are read first (an offline error costs no model build), with
     ``torch.load(weights_only=True)``, and loaded with ``strict=True``. Offline, the torchvision
     models raise :class:`WeightsUnavailableError` (a ``ValueError``) unless torch.hub has them
-    cached. The model is built directly on ``device``.
+    cached. The model is built directly on ``device``. A calibrated
+    ``ModelInfo.default_sparsity`` is set as ``model.default_sparsity`` (PruneGrad's default).
 
     Example
     -------
@@ -368,6 +369,8 @@ def load_model(
         model = builder()
     if state_dict is not None:
         model.load_state_dict(state_dict, strict=True)  # efficientnet's own loader is not strict
+    if info.default_sparsity is not None:  # read by PruneGrad when no sparsity is given
+        model.default_sparsity = info.default_sparsity
     return model.to(dev).eval()
 
 

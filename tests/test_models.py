@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import urllib.error
 from collections import Counter
@@ -114,6 +115,12 @@ def test_registry_entries_are_complete():
         assert len(info.preprocessing.mean) == len(info.preprocessing.std) == info.input_shape[0]
         # filled in by the PruneGrad calibration, never guessed here
         assert info.default_sparsity is None or 0.0 < info.default_sparsity < 1.0
+
+
+def test_a_calibrated_sparsity_is_handed_to_the_model(monkeypatch):
+    calibrated = dataclasses.replace(MODELS["fashion_mnist"], default_sparsity=0.8)
+    monkeypatch.setitem(MODELS, "fashion_mnist", calibrated)
+    assert load_model("fashion_mnist", device="cpu", weights=None).default_sparsity == 0.8
 
 
 def test_fashion_preprocessing_normalises():
