@@ -51,8 +51,10 @@ def fashion_costs(preset: Preset, weights: str, device: torch.device) -> dict[st
     model = load_model("fashion_mnist", device=device, weights=weights)
     x = load_dataset("fashion_mnist", "test").images[:64]
     methods = dict.fromkeys([*preset.methods, *preset.roar_methods])
-    costs = {f"maps/{m}": per_image(lambda m=m: compute_maps(model, x, m, progress=False), 64)
-             for m in methods}  # fmt: skip
+    costs = {
+        f"maps/{m}": per_image(lambda m=m: compute_maps(model, x, m, progress=False), 64)
+        for m in methods
+    }
     big = load_dataset("fashion_mnist", "test").images[:1000]
     costs["forward"] = per_image(lambda: predict(model, big, 1000), 1000)
     train = load_dataset("fashion_mnist", "train").subset(1000)
@@ -65,21 +67,30 @@ def imagenet_costs(preset: Preset, device: torch.device) -> dict[str, float]:
     model = load_model("efficientnet_lite0", device=device)
     x, _ = load_photos(["coffee", "chelsea"])
     methods = dict.fromkeys([*preset.methods, *(preset.imagenet_sanity_methods or ())])
-    costs = {f"maps/{m}": per_image(lambda m=m: compute_maps(model, x, m, batch_size=8,
-                                                            progress=False), 2, 1)
-             for m in methods}  # fmt: skip
+    costs = {
+        f"maps/{m}": per_image(
+            lambda m=m: compute_maps(model, x, m, batch_size=8, progress=False), 2, 1
+        )
+        for m in methods
+    }
     costs["forward"] = per_image(lambda: predict(model, x.repeat(4, 1, 1, 1), 8), 8, 1)
     return costs
 
 
-def estimate(preset: Preset, fashion: dict[str, float], imagenet: dict[str, float] | None,
-             fashion_stages: int, imagenet_stages: int) -> dict[str, float]:  # fmt: skip
+def estimate(
+    preset: Preset,
+    fashion: dict[str, float],
+    imagenet: dict[str, float] | None,
+    fashion_stages: int,
+    imagenet_stages: int,
+) -> dict[str, float]:
     """Seconds per benchmark and model for ``preset`` from the unit costs."""
     p, out = preset, {}
     maps = sum(fashion[f"maps/{m}"] for m in p.methods)
     conditions = 2 * 10  # LeRF and MoRF at 10 fractions
-    out["pixel/fashion_mnist"] = p.pixel_images * (maps + conditions * len(p.methods)
-                                                   * fashion["forward"])  # fmt: skip
+    out["pixel/fashion_mnist"] = p.pixel_images * (
+        maps + conditions * len(p.methods) * fashion["forward"]
+    )
     out["sanity/fashion_mnist"] = p.sanity_images * (1 + 2 * fashion_stages) * maps
     n_train = p.roar_train or 10_000
     n_test = p.roar_test or 2_000
@@ -91,8 +102,9 @@ def estimate(preset: Preset, fashion: dict[str, float], imagenet: dict[str, floa
         photos = p.photos or 7
         maps_i = sum(imagenet[f"maps/{m}"] for m in p.methods)
         san = p.imagenet_sanity_methods or p.methods
-        out["pixel/efficientnet_lite0"] = photos * (maps_i + conditions * len(p.methods)
-                                                    * imagenet["forward"])  # fmt: skip
+        out["pixel/efficientnet_lite0"] = photos * (
+            maps_i + conditions * len(p.methods) * imagenet["forward"]
+        )
         out["sanity/efficientnet_lite0"] = (
             photos * (1 + 2 * imagenet_stages) * sum(imagenet[f"maps/{m}"] for m in san)
         )

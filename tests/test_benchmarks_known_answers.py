@@ -82,8 +82,9 @@ def patch_images(n: int, channels: int, seed: int) -> tuple[Tensor, Tensor]:
 def test_pixel_perturbation_perfect_best_inverted_worst_random_between():
     model = PatchModel().eval()
     images, _ = patch_images(200, 2, seed=0)
-    result = pixel_perturbation(model, images, [PerfectMap, InvertedMap, "random"],
-                                device="cpu", progress=False)  # fmt: skip
+    result = pixel_perturbation(
+        model, images, [PerfectMap, InvertedMap, "random"], device="cpu", progress=False
+    )
     lerf = {m: result.score(m, "lerf_auc").mean for m in result.methods}
     morf = {m: result.score(m, "morf_auc").mean for m in result.methods}
     assert lerf["perfect"] == 0.0  # the first 10% of the least important pixels miss the patch
@@ -102,10 +103,20 @@ def test_pixel_perturbation_does_not_depend_on_batching_and_leaves_the_model_alo
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images, _ = patch_images(30, 2, seed=1)
     kwargs = dict(device="cpu", progress=False, seed=3)
-    a = pixel_perturbation(model, images, ["random", PerfectMap],
-                           PixelPerturbationConfig(batch_size=7, forward_batch=5), **kwargs)  # fmt: skip
-    b = pixel_perturbation(model, images, ["random", PerfectMap],
-                           PixelPerturbationConfig(batch_size=64, forward_batch=4096), **kwargs)  # fmt: skip
+    a = pixel_perturbation(
+        model,
+        images,
+        ["random", PerfectMap],
+        PixelPerturbationConfig(batch_size=7, forward_batch=5),
+        **kwargs,
+    )
+    b = pixel_perturbation(
+        model,
+        images,
+        ["random", PerfectMap],
+        PixelPerturbationConfig(batch_size=64, forward_batch=4096),
+        **kwargs,
+    )
     assert [s.mean for s in a.scores] == pytest.approx([s.mean for s in b.scores], abs=1e-6)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not model.training
@@ -115,11 +126,20 @@ def test_pixel_perturbation_replacement_options_change_what_is_measured():
     model = PatchModel().eval()
     images, _ = patch_images(40, 2, seed=2)
     run = {
-        how: pixel_perturbation(model, images, [PerfectMap], PixelPerturbationConfig(
-            replacement=how, orders=("morf",)), device="cpu", progress=False,
-            mean=(0.5, 0.5), std=(0.5, 0.5)).score("perfect", "morf@10%").mean
+        how: pixel_perturbation(
+            model,
+            images,
+            [PerfectMap],
+            PixelPerturbationConfig(replacement=how, orders=("morf",)),
+            device="cpu",
+            progress=False,
+            mean=(0.5, 0.5),
+            std=(0.5, 0.5),
+        )
+        .score("perfect", "morf@10%")
+        .mean
         for how in ("mean", "black", "blur")
-    }  # fmt: skip
+    }
     assert len(set(run.values())) == 3
 
 
@@ -135,8 +155,17 @@ def test_roar_perfect_best_inverted_worst_random_between(tmp_path):
     train = patch_images(768, 1, seed=10)
     test = patch_images(384, 1, seed=11)
     config = RoarConfig(fractions=(0.1, 0.5, 0.9), seeds=(0,), recipe=RECIPE)
-    result = roar(PatchModel(1).eval(), train, test, [PerfectMap, InvertedMap, "random"], config,
-                  cache_dir=tmp_path, device="cpu", progress=False, model_fn=linear_model)  # fmt: skip
+    result = roar(
+        PatchModel(1).eval(),
+        train,
+        test,
+        [PerfectMap, InvertedMap, "random"],
+        config,
+        cache_dir=tmp_path,
+        device="cpu",
+        progress=False,
+        model_fn=linear_model,
+    )
     auc = {m: result.score(m, "roar_auc").mean for m in result.methods}
     assert auc["perfect"] < auc["random"] < auc["inverted"]
     assert auc["perfect"] < 0.65 and auc["inverted"] > 0.9  # chance is 0.5, the patch gives ~1
@@ -148,8 +177,9 @@ def test_weight_independent_maps_keep_similarity_one_at_every_stage():
     model = FashionResNet(width=4).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    result = sanity_checks(model, images, ["edge", "gradient"], SanityConfig(depth=1),
-                           device="cpu", progress=False)  # fmt: skip
+    result = sanity_checks(
+        model, images, ["edge", "gradient"], SanityConfig(depth=1), device="cpu", progress=False
+    )
     for variant in ("cascading", "independent"):
         for measure in ("spearman_abs", "spearman", "ssim"):
             _, mean, std, labels = result.curve("edge", measure, variant)

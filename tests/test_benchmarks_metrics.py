@@ -193,16 +193,23 @@ def test_fractions_are_checked():
 
 # ---- the results format -------------------------------------------------------------------------
 def test_results_round_trip_and_write_every_file(tmp_path):
-    curves = [CurvePoint("gradient", "prob_change", "lerf", j, f, f"{f:g}", 0.1 * j, 0.01, 5)
-              for j, f in enumerate([0.01, 0.02])]  # fmt: skip
-    scores = [Score("gradient", "lerf_auc", 0.05, 0.01, 5, "lower"),
-              Score("gradient", "lerf@1%", float("nan"), 0.0, 0, "lower")]  # fmt: skip
+    curves = [
+        CurvePoint("gradient", "prob_change", "lerf", j, f, f"{f:g}", 0.1 * j, 0.01, 5)
+        for j, f in enumerate([0.01, 0.02])
+    ]
+    scores = [
+        Score("gradient", "lerf_auc", 0.05, 0.01, 5, "lower"),
+        Score("gradient", "lerf@1%", float("nan"), 0.0, 0, "lower"),
+    ]
     result = BenchmarkResult("pixel", "toy", ["gradient"], curves, scores, {"fractions": [0.01]})
     paths = result.save(tmp_path)
     assert {p.name for p in paths.values()} == {
-        "pixel_toy_curves.csv", "pixel_toy_scores.csv", "pixel_toy.md", "pixel_toy.json",
+        "pixel_toy_curves.csv",
+        "pixel_toy_scores.csv",
+        "pixel_toy.md",
+        "pixel_toy.json",
         "pixel_toy.png",
-    }  # fmt: skip
+    }
     again = BenchmarkResult.load(paths["json"])
     assert again.curves == result.curves and again.score("gradient", "lerf_auc") == scores[0]
     assert math.isnan(again.score("gradient", "lerf@1%").mean)

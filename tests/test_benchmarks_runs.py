@@ -49,9 +49,17 @@ def _no_hooks(model: torch.nn.Module) -> bool:
 def test_stages_go_from_the_logits_down_with_norms_joined(resnet):
     stages = randomisation_stages(resnet, torch.zeros(1, 1, 28, 28))
     assert [s.name for s in stages] == [
-        "fc", "layer3.shortcut.0", "layer3.conv2", "layer3.conv1", "layer2.shortcut.0",
-        "layer2.conv2", "layer2.conv1", "layer1.conv2", "layer1.conv1", "conv1",
-    ]  # fmt: skip
+        "fc",
+        "layer3.shortcut.0",
+        "layer3.conv2",
+        "layer3.conv1",
+        "layer2.shortcut.0",
+        "layer2.conv2",
+        "layer2.conv1",
+        "layer1.conv2",
+        "layer1.conv1",
+        "conv1",
+    ]
     assert stages[1].modules == ("layer3.shortcut.0", "layer3.shortcut.1")
     assert stages[-1].modules == ("conv1", "bn1")
     blocks = randomisation_stages(resnet, torch.zeros(1, 1, 28, 28), depth=1)
@@ -75,9 +83,14 @@ def test_randomise_stage_draws_from_the_generator(resnet):
 def test_sanity_checks_never_touch_the_callers_model(resnet):
     before = copy.deepcopy(resnet.state_dict())
     images = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    result = sanity_checks(resnet, images, ["gradient", "guided_backprop"],
-                           SanityConfig(depth=1, measures=("spearman_abs",)), device="cpu",
-                           progress=False)  # fmt: skip
+    result = sanity_checks(
+        resnet,
+        images,
+        ["gradient", "guided_backprop"],
+        SanityConfig(depth=1, measures=("spearman_abs",)),
+        device="cpu",
+        progress=False,
+    )
     assert all(torch.equal(before[k], v) for k, v in resnet.state_dict().items())
     assert _no_hooks(resnet) and not resnet.training
     # cascading and independent agree at the first stage (same new weights), then part
@@ -113,8 +126,9 @@ def test_sanity_and_pixel_arguments_are_checked(resnet):
     with pytest.raises(ValueError, match="orders"):
         PixelPerturbationConfig(orders=("both",))
     with pytest.raises(ValueError, match="not run"):
-        pixel_perturbation(resnet, x, ["gradient"], method_options={"prunegrad": {}},
-                           device="cpu", progress=False)  # fmt: skip
+        pixel_perturbation(
+            resnet, x, ["gradient"], method_options={"prunegrad": {}}, device="cpu", progress=False
+        )
     with pytest.raises(ValueError, match="non-empty"):
         pixel_perturbation(resnet, x[:0], ["gradient"], device="cpu", progress=False)
     with pytest.raises(ValueError, match="training mode"):
@@ -162,8 +176,7 @@ def test_roar_cells_are_cached_and_an_interrupted_run_resumes(tmp_path, monkeypa
             raise Stop
 
     with pytest.raises(Stop):  # interrupted after 3 of the 2 + 2 * 2 * 2 = 10 cells
-        roar(model, train, test, ["random", PerfectMap], config, on_cell=stop_after_three,
-             **kwargs)  # fmt: skip
+        roar(model, train, test, ["random", PerfectMap], config, on_cell=stop_after_three, **kwargs)
     assert len(list((tmp_path / "roar").rglob("*.json"))) == 3
     assert not list(tmp_path.rglob("*.tmp"))
     trained.clear()
@@ -206,5 +219,10 @@ def test_roar_arguments_are_checked():
     with pytest.raises(ValueError, match="TrainConfig"):
         RoarConfig(recipe={"epochs": 1})
     with pytest.raises(ValueError, match="images"):
-        roar(PatchModel(1).eval(), (torch.zeros(4, 8, 8), torch.zeros(4)), patch_images(4, 1, 0),
-             ["random"], progress=False)  # fmt: skip
+        roar(
+            PatchModel(1).eval(),
+            (torch.zeros(4, 8, 8), torch.zeros(4)),
+            patch_images(4, 1, 0),
+            ["random"],
+            progress=False,
+        )

@@ -218,11 +218,20 @@ def pixel_perturbation(
     scores: list[Score] = []
     for name in tqdm(names, desc="pixel perturbation", disable=not progress):
         given = None if maps is None else maps.get(name)
-        method_maps = given if given is not None else compute_maps(
-            model, images, classes[name], options=options_for(method_options, name),
-            target=target,
-            batch_size=config.batch_size, seed=seed, progress=progress,
-        )  # fmt: skip
+        method_maps = (
+            given
+            if given is not None
+            else compute_maps(
+                model,
+                images,
+                classes[name],
+                options=options_for(method_options, name),
+                target=target,
+                batch_size=config.batch_size,
+                seed=seed,
+                progress=progress,
+            )
+        )
         change = perturbation_curves(
             model,
             images,
@@ -232,15 +241,26 @@ def pixel_perturbation(
             replacement=replacement,
             generator=torch.Generator().manual_seed(seed),
             progress=progress,
-        )  # fmt: skip  (O, F, N)
+        )  # (O, F, N)
         m, s, k = mean_std(change, dim=2)  # (O, F)
         with_origin = torch.cat([change.new_zeros(change.shape[0], 1, change.shape[2]), change], 1)
         auc = area_under_curve(xs, with_origin, dim=1)  # (O, N)
         better = {"lerf": "lower", "morf": "higher"}
         for i, order in enumerate(config.orders):
             for j, f in enumerate(config.fractions):
-                curves.append(CurvePoint(name, "prob_change", order, j, f, _pct(f),
-                                         float(m[i, j]), float(s[i, j]), int(k[i, j])))  # fmt: skip
+                curves.append(
+                    CurvePoint(
+                        name,
+                        "prob_change",
+                        order,
+                        j,
+                        f,
+                        _pct(f),
+                        float(m[i, j]),
+                        float(s[i, j]),
+                        int(k[i, j]),
+                    )
+                )
             am, asd, an = mean_std(auc[i])
             scores.append(
                 Score(name, f"{order}_auc", float(am), float(asd), int(an), better[order])

@@ -102,8 +102,18 @@ def plot_curves(
                 continue
             color, style, width = _STYLE.get(method, (f"C{i % 10}", "-", 1.4))
             if result.benchmark == "roar":
-                ax.errorbar(x, mean, yerr=std, color=color, ls=style, lw=width, marker="o",
-                            ms=3.5, capsize=3, label=method)  # fmt: skip
+                ax.errorbar(
+                    x,
+                    mean,
+                    yerr=std,
+                    color=color,
+                    ls=style,
+                    lw=width,
+                    marker="o",
+                    ms=3.5,
+                    capsize=3,
+                    label=method,
+                )
             else:
                 ax.plot(x, mean, color=color, ls=style, lw=width, marker="o", ms=3, label=method)
                 if band != "none":
@@ -141,8 +151,9 @@ _TITLES = {
 
 def _points(result: BenchmarkResult, method: str, metric: str, variant: str) -> list:
     key = (method, metric, variant)
-    return sorted((p for p in result.curves if (p.method, p.metric, p.variant) == key),
-                  key=lambda p: p.step)  # fmt: skip
+    return sorted(
+        (p for p in result.curves if (p.method, p.metric, p.variant) == key), key=lambda p: p.step
+    )
 
 
 def _units(result: BenchmarkResult) -> str:

@@ -370,15 +370,24 @@ def reproduce(
                 continue
             bench_methods = list(chosen or _methods_for(bench, name, preset))
             source = [] if imagenet_folder is None else [str(imagenet_folder), imagenet_images]
-            key = _digest(bench, name, dataclasses.asdict(preset), bench_methods, seed,
-                          fingerprint, options, *source)  # fmt: skip
+            key = _digest(
+                bench,
+                name,
+                dataclasses.asdict(preset),
+                bench_methods,
+                seed,
+                fingerprint,
+                options,
+                *source,
+            )
             cached = cache / "results" / f"{bench}_{name}_{key}.json"
             t0 = time.perf_counter()
             if cached.is_file():
                 result = BenchmarkResult.load(cached)
             else:
-                result = _run(bench, setup, bench_methods, preset, dev, seed, progress, options,
-                              cache)  # fmt: skip
+                result = _run(
+                    bench, setup, bench_methods, preset, dev, seed, progress, options, cache
+                )
                 write_text(cached, result.to_json())
             report.seconds[f"{bench}/{name}"] = round(time.perf_counter() - t0, 1)
             report.results[(bench, name)] = result
@@ -428,22 +437,37 @@ def _run(
     small = setup.name == "fashion_mnist"  # 28x28 inputs: big batches on any device
     big_batches = small or device.type == "cuda"
     if bench == "pixel":
-        config = PixelPerturbationConfig(batch_size=64 if big_batches else 8,
-                                         forward_batch=1000 if big_batches else 40)  # fmt: skip
+        config = PixelPerturbationConfig(
+            batch_size=64 if big_batches else 8, forward_batch=1000 if big_batches else 40
+        )
         return pixel_perturbation(
-            setup.model, setup.images, methods, config, device=device, seed=seed,
-            progress=progress, method_options=options, model_name=setup.name,
-        )  # fmt: skip
+            setup.model,
+            setup.images,
+            methods,
+            config,
+            device=device,
+            seed=seed,
+            progress=progress,
+            method_options=options,
+            model_name=setup.name,
+        )
     if bench == "sanity":
         config = SanityConfig(
             depth=preset.sanity_depth if small else preset.imagenet_sanity_depth,
             batch_size=64 if big_batches else 8,
         )
         return sanity_checks(
-            setup.model, setup.sanity_images, methods, config, device=device, seed=seed,
-            progress=progress, method_options=options, display=setup.display,
+            setup.model,
+            setup.sanity_images,
+            methods,
+            config,
+            device=device,
+            seed=seed,
+            progress=progress,
+            method_options=options,
+            display=setup.display,
             model_name=setup.name,
-        )  # fmt: skip
+        )
     config = RoarConfig(
         fractions=preset.roar_fractions,
         seeds=preset.roar_seeds,
@@ -451,9 +475,18 @@ def _run(
         batch_size=128,
     )
     return roar(
-        setup.model, setup.train, setup.test, methods, config, cache_dir=cache, device=device,
-        seed=seed, progress=progress, method_options=options, model_name=setup.name,
-    )  # fmt: skip
+        setup.model,
+        setup.train,
+        setup.test,
+        methods,
+        config,
+        cache_dir=cache,
+        device=device,
+        seed=seed,
+        progress=progress,
+        method_options=options,
+        model_name=setup.name,
+    )
 
 
 def _save_sanity_maps(result: BenchmarkResult, path: Path) -> None:
@@ -478,22 +511,28 @@ _BENCH_TITLES = {
 def _settings_line(result: BenchmarkResult) -> str:
     s = result.settings
     if result.benchmark == "pixel":
-        return (f"{s['num_images']} images, fractions {s['fractions'][0]:g}..{s['fractions'][-1]:g}"
-                f", replacement {s['replacement']!r} (0 in normalised space = the normalisation "
-                "mean colour).")  # fmt: skip
+        return (
+            f"{s['num_images']} images, fractions {s['fractions'][0]:g}..{s['fractions'][-1]:g}"
+            f", replacement {s['replacement']!r} (0 in normalised space = the normalisation "
+            "mean colour)."
+        )
     if result.benchmark == "roar":
         r = s["recipe"]
         ref = s.get("reference_accuracy") or []
         ref_text = ", ".join(f"{a:.3f}" for a in ref)
-        return (f"fractions {s['fractions']}, training seeds {s['seeds']}, recipe: TrainConfig "
-                f"with epochs={r['epochs']} (otherwise the shipped model's recipe: {r['optimizer']}"
-                f", lr {r['lr']}, batch {r['batch_size']}, {r['schedule']}); reference accuracy "
-                f"on unmodified images with this recipe: {ref_text}.")  # fmt: skip
+        return (
+            f"fractions {s['fractions']}, training seeds {s['seeds']}, recipe: TrainConfig "
+            f"with epochs={r['epochs']} (otherwise the shipped model's recipe: {r['optimizer']}"
+            f", lr {r['lr']}, batch {r['batch_size']}, {r['schedule']}); reference accuracy "
+            f"on unmodified images with this recipe: {ref_text}."
+        )
     stages = [st["name"] for st in s["stages"]]
-    return (f"{s['num_images']} images, {len(stages)} stages from the logits down "
-            f"({', '.join(stages)}), weights re-drawn from N(0, {s['init_std']}^2); scores: "
-            "Spearman |map| etc. after the top stage (@top), after all stages (@all), mean "
-            "over independent stages (@independent).")  # fmt: skip
+    return (
+        f"{s['num_images']} images, {len(stages)} stages from the logits down "
+        f"({', '.join(stages)}), weights re-drawn from N(0, {s['init_std']}^2); scores: "
+        "Spearman |map| etc. after the top stage (@top), after all stages (@all), mean "
+        "over independent stages (@independent)."
+    )
 
 
 def _summary(report: ReproduceReport, device: torch.device) -> str:
@@ -511,22 +550,41 @@ def _summary(report: ReproduceReport, device: torch.device) -> str:
         "comparison fixed in `prunegrad_lite/benchmarks/paper.py` before the results were seen.",
     ]
     if p.name != "full":
-        lines += ["", f"**This is the {p.name!r} preset:** few images, one seed, short training; "
-                  "its numbers are noisy and only show that the pipeline works."]  # fmt: skip
+        lines += [
+            "",
+            f"**This is the {p.name!r} preset:** few images, one seed, short training; "
+            "its numbers are noisy and only show that the pipeline works.",
+        ]
     lines += ["", *(f"- {n}" for n in report.notes)]
     for model in dict.fromkeys(m for _, m in report.results):
         by_bench = {b: r for (b, m), r in report.results.items() if m == model}
-        lines += ["", f"## {model}", "", "### Our numbers, per method", "",
-                  "LeRF: fractional output change (lower is better); ROAR: test accuracy after "
-                  "retraining, mean ± std over seeds (lower is better); sanity: Spearman rank "
-                  "correlation of |map| with the original after the top stage and after all stages "
-                  "are randomised, cascading (lower passes).", "",
-                  closing_table(by_bench), "### Against the paper", "",
-                  compare_with_paper(by_bench)]  # fmt: skip
+        lines += [
+            "",
+            f"## {model}",
+            "",
+            "### Our numbers, per method",
+            "",
+            "LeRF: fractional output change (lower is better); ROAR: test accuracy after "
+            "retraining, mean ± std over seeds (lower is better); sanity: Spearman rank "
+            "correlation of |map| with the original after the top stage and after all stages "
+            "are randomised, cascading (lower passes).",
+            "",
+            closing_table(by_bench),
+            "### Against the paper",
+            "",
+            compare_with_paper(by_bench),
+        ]
         for bench, result in by_bench.items():
             stem = f"{bench}_{model}"
-            lines += [f"### {_BENCH_TITLES[bench]}", "", _settings_line(result), "",
-                      result.to_markdown(), f"![{stem}]({stem}.png)", ""]  # fmt: skip
+            lines += [
+                f"### {_BENCH_TITLES[bench]}",
+                "",
+                _settings_line(result),
+                "",
+                result.to_markdown(),
+                f"![{stem}]({stem}.png)",
+                "",
+            ]
             if bench == "sanity" and (report.out_dir / f"sanity_{model}_maps.png").is_file():
                 lines += [f"![maps](sanity_{model}_maps.png)", ""]
     lines += ["## The authors' numbers (spec section 4)", "", paper_tables()]

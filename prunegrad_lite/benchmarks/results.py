@@ -283,10 +283,12 @@ class BenchmarkResult:
     def from_json(cls, text: str) -> BenchmarkResult:
         """The inverse of :meth:`to_json` (``examples`` are not stored)."""
         d = json.loads(text)
-        curves = [CurvePoint(**{**p, "mean": _nan(p["mean"]), "std": _nan(p["std"])})
-                  for p in d["curves"]]  # fmt: skip
-        scores = [Score(**{**s, "mean": _nan(s["mean"]), "std": _nan(s["std"])})
-                  for s in d["scores"]]  # fmt: skip
+        curves = [
+            CurvePoint(**{**p, "mean": _nan(p["mean"]), "std": _nan(p["std"])}) for p in d["curves"]
+        ]
+        scores = [
+            Score(**{**s, "mean": _nan(s["mean"]), "std": _nan(s["std"])}) for s in d["scores"]
+        ]
         return cls(d["benchmark"], d["model"], d["methods"], curves, scores, d["settings"])
 
     @classmethod

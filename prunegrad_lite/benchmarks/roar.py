@@ -174,9 +174,16 @@ def _load_or_compute_ranks(
     if path is not None and path.is_file():
         return torch.load(path, weights_only=True).long()
     maps = compute_maps(
-        model, images, method, options=options, target=target, batch_size=batch_size,
-        seed=seed, progress=progress, desc=f"ROAR maps: {name}",
-    )  # fmt: skip
+        model,
+        images,
+        method,
+        options=options,
+        target=target,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+        desc=f"ROAR maps: {name}",
+    )
     rank = rank_pixels(maps, torch.Generator().manual_seed(seed))  # (N, P)
     if path is not None:
         small = rank.to(torch.int16 if rank.shape[1] < 2**15 else torch.int32)
@@ -243,14 +250,31 @@ def roar(
     setups: dict[str, str] = {}
     for name in names:
         options = options_for(method_options, name)
-        setups[name] = setup_hash(model, all_x, train_y, test_y,
-                                   extra={"method": name, "class": _qualname(classes[name]),
-                                          "options": options, "seed": seed})  # fmt: skip
+        setups[name] = setup_hash(
+            model,
+            all_x,
+            train_y,
+            test_y,
+            extra={
+                "method": name,
+                "class": _qualname(classes[name]),
+                "options": options,
+                "seed": seed,
+            },
+        )
         ranks[name] = _load_or_compute_ranks(
-            model, all_x, name, classes[name], options, target, cache, setups[name],
-            config.batch_size, seed,
+            model,
+            all_x,
+            name,
+            classes[name],
+            options,
+            target,
+            cache,
+            setups[name],
+            config.batch_size,
+            seed,
             progress,
-        )  # fmt: skip
+        )
     base_setup = setup_hash(model, train_x, train_y, test_x, test_y, extra=BASELINE)
 
     cells = [(BASELINE, 0.0, s) for s in config.seeds] if config.baseline else []
@@ -275,17 +299,24 @@ def roar(
                 x_tr = mask_top_pixels(train_x, rank[: len(train_x)], fraction, fill)
                 x_te = mask_top_pixels(test_x, rank[len(train_x) :], fraction, fill)
             result = train_model(
-                (x_tr, train_y), (x_te, test_y), dataclasses.replace(config.recipe, seed=train_seed),
-                device=device, progress=progress, model_fn=model_fn,
-            )  # fmt: skip
+                (x_tr, train_y),
+                (x_te, test_y),
+                dataclasses.replace(config.recipe, seed=train_seed),
+                device=device,
+                progress=progress,
+                model_fn=model_fn,
+            )
             record = {
-                "method": name, "fraction": fraction, "seed": train_seed,
-                "recipe_hash": recipe, "setup_hash": setup,
+                "method": name,
+                "fraction": fraction,
+                "seed": train_seed,
+                "recipe_hash": recipe,
+                "setup_hash": setup,
                 "recipe": dataclasses.asdict(config.recipe) | {"seed": train_seed},
                 "test_accuracy": result.test_accuracy,
                 "history": [dataclasses.asdict(h) for h in result.history],
                 "wall_time_s": result.wall_time_s,
-            }  # fmt: skip
+            }
             if path is not None:
                 write_text(path, json.dumps(record, indent=1) + "\n")
         records[(name, fraction, train_seed)] = record
@@ -337,8 +368,9 @@ def _result(
         points += [(f, _pct(f), table[:, j]) for j, f in enumerate(config.fractions)]
         for step, (x, label, values) in enumerate(points):
             m, sd, n = mean_std(values)
-            curves.append(CurvePoint(name, "accuracy", "roar", step, x, label,
-                                     float(m), float(sd), int(n)))  # fmt: skip
+            curves.append(
+                CurvePoint(name, "accuracy", "roar", step, x, label, float(m), float(sd), int(n))
+            )
         if len(config.fractions) > 1:
             am, asd, an = mean_std(area_under_curve(config.fractions, table, dim=1))
             scores.append(Score(name, "roar_auc", float(am), float(asd), int(an), "lower"))

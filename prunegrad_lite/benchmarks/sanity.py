@@ -237,10 +237,15 @@ def sanity_checks(
 
     def maps_of(net: nn.Module, name: str) -> Tensor:
         return compute_maps(
-            net, images, classes[name], options=options_for(method_options, name),
+            net,
+            images,
+            classes[name],
+            options=options_for(method_options, name),
             target=target,
-            batch_size=config.batch_size, seed=seed, progress=False,
-        )  # fmt: skip
+            batch_size=config.batch_size,
+            seed=seed,
+            progress=False,
+        )
 
     original = {name: maps_of(base, name) for name in names}
     # sims[variant][method][step] = {measure: (N,)}
@@ -277,17 +282,32 @@ def sanity_checks(
                 values = torch.stack([s[measure] for s in steps])  # (S+1, N)
                 m, sd, n = mean_std(values, dim=1)
                 for step in range(len(steps)):
-                    curves.append(CurvePoint(name, measure, variant, step, float(step), labels[step],
-                                             float(m[step]), float(sd[step]), int(n[step])))  # fmt: skip
+                    curves.append(
+                        CurvePoint(
+                            name,
+                            measure,
+                            variant,
+                            step,
+                            float(step),
+                            labels[step],
+                            float(m[step]),
+                            float(sd[step]),
+                            int(n[step]),
+                        )
+                    )
                 if variant == "cascading":
                     for tag, step in (("top", 1), ("all", len(steps) - 1)):
                         tm, ts, tn = mean_std(values[step])
-                        scores.append(Score(name, f"{measure}@{tag}", float(tm), float(ts),
-                                            int(tn), "lower"))  # fmt: skip
+                        scores.append(
+                            Score(name, f"{measure}@{tag}", float(tm), float(ts), int(tn), "lower")
+                        )
                 else:  # per image, the mean over the independently randomised stages
                     im, isd, inn = mean_std(values[1:].nanmean(0))
-                    scores.append(Score(name, f"{measure}@independent", float(im), float(isd),
-                                        int(inn), "lower"))  # fmt: skip
+                    scores.append(
+                        Score(
+                            name, f"{measure}@independent", float(im), float(isd), int(inn), "lower"
+                        )
+                    )
     settings: dict[str, Any] = {
         **asdict(config),
         "num_images": len(images),

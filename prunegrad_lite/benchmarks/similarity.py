@@ -135,8 +135,13 @@ def hog_correlation(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> Tensor:
     cell = _hog_cell(shape)
 
     def descriptor(m: np.ndarray) -> np.ndarray:
-        return hog(m.reshape(shape), orientations=9, pixels_per_cell=(cell, cell),
-                   cells_per_block=(2, 2), feature_vector=True)  # fmt: skip
+        return hog(
+            m.reshape(shape),
+            orientations=9,
+            pixels_per_cell=(cell, cell),
+            cells_per_block=(2, 2),
+            feature_vector=True,
+        )
 
     # scikit-image has no batched HOG: one call per image (optional measure)
     hx = np.stack([descriptor(m) for m in x])
