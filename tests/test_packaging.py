@@ -170,9 +170,11 @@ def test_no_exact_pin_on_torch(name: str) -> None:
 # ------------------------------------------------------------------------------------------------
 # import side effects, each in a fresh interpreter
 # ------------------------------------------------------------------------------------------------
-def _run_python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _run_python(
+    code: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -185,7 +187,7 @@ def _run_python(code: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 @pytest.fixture(scope="module")
 def third_party_imports(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """Import the package with the network blocked and empty data folders; return the top-level
+    """Import the package with the network blocked and empty data folders; return the
     third-party modules it imported (so that their own import side effects can be excluded)."""
     home = tmp_path_factory.mktemp("home")
     env = {
@@ -213,13 +215,15 @@ def third_party_imports(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         sys.addaudithook(no_network)
         before = set(sys.modules)
         import prunegrad_lite
-        names = {m.split(".")[0] for m in set(sys.modules) - before}
-        names -= set(sys.stdlib_module_names) | {"prunegrad_lite"}
-        modules = sorted(n for n in names if not n.startswith("_"))
+        skip = set(sys.stdlib_module_names) | {"prunegrad_lite"}
+        modules = [  # in import order, submodules too (scipy.special is not loaded by scipy)
+            m for m in sys.modules if m not in before and m.split(".")[0] not in skip
+        ]
         print(json.dumps({"modules": modules, "network": attempts}))
     """
     report = json.loads(_run_python(code, env).stdout.strip().splitlines()[-1])
-    assert not report["network"], f"importing prunegrad_lite reached for the network: {report}"
+    network = report["network"]
+    assert not network, f"importing prunegrad_lite reached for the network: {network}"
     for folder in ("data", "torch", "xdg-cache", ".cache"):
         written = sorted(str(p.relative_to(home)) for p in (home / folder).rglob("*"))
         assert not written, f"importing prunegrad_lite wrote {written}"
@@ -230,11 +234,16 @@ def test_import_does_not_touch_the_network_or_write_data(third_party_imports: li
     assert "torch" in third_party_imports  # the fixture ran the import and checked
 
 
-def test_import_has_no_global_side_effects(third_party_imports: list[str]) -> None:
-    """Importing the package leaves RNG states, rcParams and warnings filters as they were."""
-    code = f"""
-        import importlib, json, random, warnings
-        for name in {third_party_imports!r}:
+def test_import_has_no_global_side_effects(third_party_imports: list[str], tmp_path: Path) -> None:
+    """Importing the package leaves RNG states, rcParams and warnings filters as they were.
+
+    The dependencies it imports are imported first: their own side effects are not the package's.
+    """
+    modules = tmp_path / "modules.json"
+    modules.write_text(json.dumps(third_party_imports))
+    code = """
+        import importlib, json, random, sys, warnings
+        for name in json.loads(open(sys.argv[1]).read()):
             try:
                 importlib.import_module(name)
             except Exception:
@@ -242,32 +251,32 @@ def test_import_has_no_global_side_effects(third_party_imports: list[str]) -> No
         import matplotlib, numpy, torch
 
         def snapshot():
-            return {{
+            return {
                 "torch.initial_seed": torch.initial_seed(),
                 "torch rng state": torch.random.get_rng_state().tolist(),
                 "numpy global rng": repr(numpy.random.get_state()),
                 "python random": repr(random.getstate()),
-                "matplotlib.rcParams": {{k: repr(v) for k, v in matplotlib.rcParams.items()}},
+                "matplotlib.rcParams": {k: repr(v) for k, v in matplotlib.rcParams.items()},
                 "warnings.filters": [repr(f) for f in warnings.filters],
-            }}
+            }
 
         before = snapshot()
         import prunegrad_lite
         after = snapshot()
-        changed = {{}}
+        changed = {}
         for key in before:
             if before[key] != after[key]:
                 if isinstance(before[key], dict):
-                    changed[key] = {{k: (before[key].get(k), after[key].get(k))
+                    changed[key] = {k: (before[key].get(k), after[key].get(k))
                                     for k in set(before[key]) | set(after[key])
-                                    if before[key].get(k) != after[key].get(k)}}
+                                    if before[key].get(k) != after[key].get(k)}
                 elif isinstance(before[key], list) and key == "warnings.filters":
                     changed[key] = [f for f in after[key] if f not in before[key]] or "reordered"
                 else:
                     changed[key] = "changed"
         print(json.dumps(changed))
     """
-    changed = json.loads(_run_python(code).stdout.strip().splitlines()[-1])
+    changed = json.loads(_run_python(code, args=(str(modules),)).stdout.strip().splitlines()[-1])
     assert not changed, f"importing prunegrad_lite changed global state: {changed}"
 
 
