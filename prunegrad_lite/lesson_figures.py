@@ -1,4 +1,5 @@
-"""The course's own figures (notebooks 00-04); method figures are in :mod:`prunegrad_lite.figures`.
+"""The course's own figures; the method and benchmark figures are in :mod:`prunegrad_lite.figures`
+and :mod:`prunegrad_lite.benchmarks.plots`.
 
 Like those, every function returns the :class:`~matplotlib.figure.Figure` it drew, with labelled
 axes, a colour bar where colours carry values, and a title that says what was measured. Nothing
@@ -8,7 +9,7 @@ Images are display images in [0, 1]: tensors (C, H, W) or numpy (H, W[, C]).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -17,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.figures import MAGNITUDE_CMAP, SIGNED_CMAP
 from prunegrad_lite.lessons.neurons import TaylorParts, layer_score_stats
 from prunegrad_lite.lessons.perturbation import PerturbationGains
@@ -29,6 +31,8 @@ __all__ = [
     "plot_layer_scores",
     "plot_perturbation_gains",
     "plot_pruning_sweep",
+    "plot_removed_pixels",
+    "plot_scores",
     "plot_taylor_parts",
 ]
 
@@ -339,4 +343,56 @@ def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
         f"(sparsity {gains.sparsity:.2f}, mean and standard error over {n} images)",
         fontsize=9,
     )
+    return fig
+
+
+def plot_removed_pixels(
+    images: Tensor | np.ndarray,
+    modified: Mapping[str, Tensor | np.ndarray],
+    change: Mapping[str, np.ndarray] | None = None,
+    title: str = "Images with pixels removed, per method",
+) -> Figure:
+    """One row per image: the input, then the image each method's ranking leaves.
+
+    ``images`` (N, ...) and each ``modified[method]`` (N, ...) are display images in [0, 1]
+    (tensors (N, C, H, W) or numpy (N, H, W[, C])). ``change[method]`` (N,), when given, is
+    written under each panel as ``|p - p'| / p``, the measure of pixel perturbation.
+    """
+    names = list(modified)
+    n = len(images)
+    ncols = len(names) + 1
+    fig, axes = plt.subplots(
+        n, ncols, figsize=(1.9 * ncols, 2.0 * n + 0.6), squeeze=False, layout="constrained"
+    )
+    for row in range(n):
+        _show(axes[row, 0], images[row], "input" if row == 0 else None)
+        for col, name in enumerate(names, start=1):
+            _show(axes[row, col], modified[name][row], name if row == 0 else None)
+            if change is not None:
+                axes[row, col].set_xlabel(f"|p - p'| / p = {change[name][row]:.3f}", fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_scores(result: BenchmarkResult, score: str) -> Figure:
+    """One benchmark score for every method: bars of the mean with the std as error bars.
+
+    The title says the benchmark, the score and which direction is better; the spread is the
+    sample std over images (pixel perturbation, sanity checks) or training seeds (ROAR).
+    """
+    rows = [s for s in result.scores if s.name == score]
+    if not rows:
+        raise ValueError(
+            f"{result.benchmark} has no score {score!r}; it has {result.score_names()}"
+        )
+    fig, ax = plt.subplots(figsize=(6.5, 0.38 * len(rows) + 1.6), layout="constrained")
+    y = np.arange(len(rows))[::-1]
+    colors = ["tab:red" if s.method.startswith("prunegrad") else "tab:blue" for s in rows]
+    colors = ["0.6" if s.method in ("random", "edge") else c for s, c in zip(rows, colors)]
+    ax.barh(y, [s.mean for s in rows], xerr=[s.std for s in rows], color=colors, capsize=3)
+    ax.set_yticks(y, [s.method for s in rows], fontsize=8)
+    unit = "seeds" if result.benchmark == "roar" else "images"
+    ax.set_xlabel(f"{score} (mean ± std over {rows[0].n} {unit})")
+    better = rows[0].better or "neither"
+    ax.set_title(f"{result.benchmark} on {result.model}: {score} ({better} is better)", fontsize=9)
     return fig

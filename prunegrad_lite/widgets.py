@@ -30,12 +30,21 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.figures import plot_method_grid, plot_sparsity_sweep
-from prunegrad_lite.lesson_figures import plot_channel_scores, plot_kept_per_site
+from prunegrad_lite.lesson_figures import (
+    plot_channel_scores,
+    plot_kept_per_site,
+    plot_removed_pixels,
+    plot_scores,
+)
 from prunegrad_lite.lessons.comparison import MethodMaps, clip_maps, compute_maps
 from prunegrad_lite.lessons.neurons import taylor_parts, top_channels
 from prunegrad_lite.lessons.perturbation import sparsity_maps
 from prunegrad_lite.lessons.pruning import pruning_sweep
+from prunegrad_lite.lessons.randomisation import cascading_maps
+from prunegrad_lite.lessons.removal import perturbed_images, roar_images
+from prunegrad_lite.maps import to_display_image
 from prunegrad_lite.teaching import prediction_labels
 
 __all__ = [
@@ -43,8 +52,12 @@ __all__ = [
     "build_first_map_widget",
     "build_method_widget",
     "build_neuron_importance_widget",
+    "build_pixel_perturbation_widget",
     "build_prunegrad_widget",
     "build_pruning_widget",
+    "build_roar_widget",
+    "build_sanity_widget",
+    "build_scores_widget",
 ]
 
 _SLIDER = {"continuous_update": False, "style": {"description_width": "initial"}}
@@ -341,3 +354,147 @@ def build_method_widget(
         draw,
         empty_message="Select at least one method.",
     )
+
+
+def _display(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Normalised (N, C, H, W) -> display images (N, H, W, C) in [0, 1]."""
+    return to_display_image(images, mean, std)
+
+
+def build_sanity_widget(
+    model: nn.Module,
+    images: Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    methods: Sequence[str],
+    method_options: Mapping[str, dict] | None = None,
+    depth: int | None = None,
+    seed: int = 0,
+) -> LessonWidget:
+    """Notebook 05: a stage slider showing every method's maps as the model is randomised.
+
+    All stages are computed when the widget is built (:func:`~prunegrad_lite.cascading_maps`,
+    the sanity checks' stages and weights); ``mean``/``std`` are the normalisation in [0, 1]
+    pixel units, for display. The result is the method -> maps dict of the chosen stage.
+    """
+    cascade = cascading_maps(
+        model, images, methods, depth=depth, seed=seed, method_options=method_options
+    )
+    shown = _display(images, mean, std)
+    labels = ["original" if i == 0 else f"{i}: {name}" for i, name in enumerate(cascade.stages)]
+    control = widgets.SelectionSlider(
+        options=[(label, i) for i, label in enumerate(labels)], value=0,
+        description="randomised down to", layout=widgets.Layout(width="60%"), **_SLIDER,
+    )  # fmt: skip
+
+    def compute(stage: int) -> dict[str, Tensor]:
+        return cascade.maps[stage]
+
+    def draw(result: dict[str, Tensor], stage: int) -> Figure:
+        fig = plot_method_grid(shown, clip_maps(result))
+        what = "the original model" if stage == 0 else (
+            f"stages 1-{stage} randomised (logits down to {cascade.stages[stage]})"
+        )  # fmt: skip
+        fig.suptitle(f"Maps of {what}: a method that passes changes", fontsize=10)
+        return fig
+
+    return LessonWidget("Cascading randomisation: move down the network", {"stage": control},
+                        compute, draw)  # fmt: skip
+
+
+def build_pixel_perturbation_widget(
+    model: nn.Module,
+    images: Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    methods: Sequence[str],
+    method_options: Mapping[str, dict] | None = None,
+    replacement: str | float = "mean",
+) -> LessonWidget:
+    """Notebook 06: a fraction slider and LeRF/MoRF, showing the perturbed images and the change.
+
+    Maps are computed once when the widget is built. The result is a
+    :class:`~prunegrad_lite.PerturbedImages` (the modified images and ``|p - p'| / p`` per
+    method); ``replacement`` as in :class:`~prunegrad_lite.PixelPerturbationConfig`.
+    """
+    options = {m: o for m, o in (method_options or {}).items() if m in methods}
+    maps = compute_maps(model, images, methods, options).maps
+    shown = _display(images, mean, std)
+    fraction = widgets.FloatSlider(value=0.1, min=0.01, max=0.5, step=0.01,
+                                   description="fraction removed", readout_format=".0%",
+                                   **_SLIDER)  # fmt: skip
+    order = widgets.ToggleButtons(
+        options=[("LeRF (least relevant first)", "lerf"), ("MoRF (most relevant first)", "morf")],
+        value="lerf",
+    )
+
+    def compute(fraction: float, order: str):
+        return perturbed_images(model, images, maps, fraction, order, replacement,
+                                mean=mean, std=std)  # fmt: skip
+
+    def draw(result, fraction: float, order: str) -> Figure:
+        modified = {m: _display(x, mean, std) for m, x in result.images.items()}
+        title = (f"{order.upper()}: the {fraction:.0%} {'least' if order == 'lerf' else 'most'}"
+                 f" important pixels replaced ({replacement}); lower change is better for LeRF,"
+                 " higher for MoRF")  # fmt: skip
+        return plot_removed_pixels(shown, modified, result.change, title)
+
+    return LessonWidget("Pixel perturbation: move the fraction, switch the order",
+                        {"fraction": fraction, "order": order}, compute, draw)  # fmt: skip
+
+
+def build_roar_widget(
+    model: nn.Module,
+    images: Tensor,
+    fill: Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    methods: Sequence[str],
+    method_options: Mapping[str, dict] | None = None,
+) -> LessonWidget:
+    """Notebook 07: a fraction slider showing the ROAR-modified training images per method.
+
+    ``fill`` (C,) is the per-channel mean of the training images (what ROAR puts in place of
+    the removed pixels). Maps are computed once when the widget is built. The result is a
+    :class:`~prunegrad_lite.PerturbedImages` with ``order="roar"``.
+    """
+    options = {m: o for m, o in (method_options or {}).items() if m in methods}
+    maps = compute_maps(model, images, methods, options).maps
+    shown = _display(images, mean, std)
+    control = widgets.SelectionSlider(options=[("10%", 0.1), ("30%", 0.3), ("50%", 0.5),
+                                               ("70%", 0.7), ("90%", 0.9)], value=0.5,
+                                      description="top pixels removed", **_SLIDER)  # fmt: skip
+
+    def compute(fraction: float):
+        return roar_images(model, images, maps, fraction, fill)
+
+    def draw(result, fraction: float) -> Figure:
+        modified = {m: _display(x, mean, std) for m, x in result.images.items()}
+        title = (f"ROAR: the top {fraction:.0%} pixels of each method replaced by the training "
+                 "mean; a network is retrained on such images")  # fmt: skip
+        return plot_removed_pixels(shown, modified, None, title)
+
+    return LessonWidget("ROAR: move the fraction of removed pixels", {"fraction": control},
+                        compute, draw)  # fmt: skip
+
+
+def build_scores_widget(results: Mapping[str, BenchmarkResult]) -> LessonWidget:
+    """Notebook 08: pick a benchmark score, see it for every method (mean ± std).
+
+    ``results`` maps a benchmark name to its result, e.g. ``course.results``. The result is
+    the list of :class:`~prunegrad_lite.benchmarks.Score` shown.
+    """
+    options = [(f"{b}: {name}", (b, name)) for b, r in results.items() for name in r.score_names()]
+    if not options:
+        raise ValueError("no scores in the results")
+    control = widgets.Dropdown(options=options, value=options[0][1], description="score",
+                               layout=widgets.Layout(width="50%"))  # fmt: skip
+
+    def compute(score: tuple[str, str]) -> list:
+        bench, name = score
+        return [s for s in results[bench].scores if s.name == name]
+
+    def draw(result: list, score: tuple[str, str]) -> Figure:
+        return plot_scores(results[score[0]], score[1])
+
+    return LessonWidget("Every method on one score", {"score": control}, compute, draw)

@@ -36,6 +36,17 @@ def cnn() -> torch.nn.Module:
 
 
 @pytest.fixture
+def cnn32() -> torch.nn.Module:
+    """float32, as the benchmarks compute (they cast images to float32)."""
+    return tiny_cnn("reused", bn=True, seed=0)
+
+
+@pytest.fixture
+def x32(x) -> torch.Tensor:
+    return x.float()
+
+
+@pytest.fixture
 def x() -> torch.Tensor:
     return torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 
@@ -292,3 +303,115 @@ def test_clip_maps_clips_each_sample_and_keeps_keys():
     assert clipped["a"][0].max() == 1.0 and clipped["a"][0].min() == -1.0  # p = 1 for sample 0
     torch.testing.assert_close(clipped["a"][1], batch[1])  # a constant map is unchanged
     torch.testing.assert_close(clipped[0.9], clipped["a"][0])  # a single (C, H, W) map
+
+
+# ----------------------------------------------------------------------------- benchmark lessons
+
+
+def test_cascading_maps_are_the_sanity_checks_maps(cnn32, x32):
+    from prunegrad_lite.benchmarks.sanity import randomisation_stages
+
+    methods = ["gradient", "guided_backprop"]
+    before = {k: v.clone() for k, v in cnn32.state_dict().items()}
+    cascade = pgl.cascading_maps(cnn32, x32[:2], methods, seed=3)
+    stages = randomisation_stages(cnn32, x32[:1])
+    assert cascade.stages == ["original", *(s.name for s in stages)]
+    assert len(cascade.maps) == len(stages) + 1
+    torch.testing.assert_close(cascade.maps[0]["gradient"], pgl.Gradient(cnn32).attribute(x32[:2]))
+    result = pgl.sanity_checks(
+        cnn32, x32[:2], methods,
+        pgl.SanityConfig(variants=("cascading",), measures=("spearman_abs",), example_images=2),
+        seed=3, progress=False,
+    )  # fmt: skip
+    for column, maps in result.examples["maps"].items():  # (k, M, C, H, W) per shown stage
+        if column == "original":
+            continue
+        step = cascade.stages.index(column.removeprefix("→ "))
+        for j, name in enumerate(methods):
+            torch.testing.assert_close(cascade.maps[step][name].float(), maps[:, j].float())
+    for k, v in cnn32.state_dict().items():
+        assert torch.equal(v, before[k])  # the caller's model is untouched
+
+
+def test_perturbed_images_match_the_pixel_perturbation_benchmark(cnn32, x32):
+    from prunegrad_lite.benchmarks.pixel_perturbation import perturbation_curves
+
+    maps = pgl.compute_maps(cnn32, x32, ["gradient", "edge"]).maps
+    target = cnn32(x32).argmax(1)
+    for order in ("lerf", "morf"):
+        out = pgl.perturbed_images(cnn32, x32, maps, 0.25, order, seed=2)
+        assert out.order == order and out.fraction == 0.25
+        for name, m in maps.items():
+            changed = (out.images[name] != x32).any(1)  # (N, H, W) pixels replaced
+            assert (changed.flatten(1).sum(1) <= 16).all()  # round(0.25 * 64) pixels at most
+            assert (out.images[name][changed.unsqueeze(1).expand_as(x32)] == 0).all()  # "mean"
+            config = pgl.PixelPerturbationConfig(fractions=(0.25,), orders=(order,))
+            curve = perturbation_curves(
+                cnn32, x32, m, target, config, generator=torch.Generator().manual_seed(2)
+            )  # (1, 1, N)
+            np.testing.assert_allclose(out.change[name], curve[0, 0].double(), atol=1e-6)
+
+
+def test_roar_images_replace_the_top_pixels_by_the_fill(cnn32, x32):
+    maps = {"gradient": pgl.Gradient(cnn32).attribute(x32)}
+    fill = torch.tensor([0.5, -1.0, 2.0])
+    out = pgl.roar_images(cnn32, x32, maps, 0.5, fill)
+    replaced = (out.images["gradient"] != x32).any(1)  # (N, H, W)
+    assert (replaced.flatten(1).sum(1) == 32).all()  # round(0.5 * 64), all channels together
+    values = out.images["gradient"].permute(0, 2, 3, 1)[replaced]  # (K, C)
+    assert (values == fill).all()
+    top = pgl.reduce_channels(maps["gradient"]).flatten(1).argmax(1)  # most important pixel
+    assert replaced.flatten(1).gather(1, top.view(-1, 1)).all()
+    assert out.order == "roar" and out.change["gradient"].shape == (5,)
+
+
+def test_course_results_prefer_a_full_run_and_size_the_run_by_smoke_mode(
+    cnn32, x32, tmp_path, monkeypatch
+):
+    from prunegrad_lite.benchmarks.reproduce import PRESETS
+    from prunegrad_lite.lessons import reproduction
+
+    result = pgl.pixel_perturbation(
+        cnn32, x32, ["gradient"], pgl.PixelPerturbationConfig(fractions=(0.1,)),
+        progress=False, model_name="fashion_mnist",
+    )  # fmt: skip
+    result.save(tmp_path, figure=False)
+    (tmp_path / "run.json").write_text('{"preset": {"name": "full"}}')
+    monkeypatch.delenv("PRUNEGRAD_LITE_SMOKE", raising=False)
+    loaded = pgl.course_results(["pixel"], full_run=tmp_path)
+    assert loaded.source.startswith("a full") and loaded.sparsity is None
+    assert loaded.results["pixel"].scores == result.scores
+
+    calls = []
+
+    def fake_reproduce(**kwargs):
+        calls.append(kwargs)
+        return type("Report", (), {"results": {}, "sparsity": {"fashion_mnist": 0.8}})()
+
+    monkeypatch.setattr(reproduction, "reproduce", fake_reproduce)
+    (tmp_path / "run.json").write_text('{"preset": {"name": "quick"}}')  # not a full run
+    course = pgl.course_results(["pixel", "roar"], full_run=tmp_path, out=tmp_path / "c")
+    assert calls[-1]["preset"] is pgl.COURSE_PRESET and course.sparsity == 0.8
+    assert calls[-1]["benchmarks"] == ["pixel", "roar"] and "course" in course.source
+    monkeypatch.setenv("PRUNEGRAD_LITE_SMOKE", "1")
+    (tmp_path / "run.json").write_text('{"preset": {"name": "full"}}')
+    pgl.course_results(["pixel"], full_run=tmp_path)  # smoke mode never reads a full run
+    assert calls[-1]["preset"] is PRESETS["smoke"] and len(calls) == 2
+
+
+def test_benchmark_lesson_figures(cnn32, x32):
+    images = torch.rand(2, 3, 8, 8)
+    fig = pgl.plot_removed_pixels(
+        images, {"a": images * 0, "b": images}, {"a": np.array([0.1, 0.2]), "b": np.zeros(2)}
+    )
+    assert len(fig.axes) == 6 and fig.axes[1].get_xlabel().startswith("|p - p'| / p = 0.1")
+    _check(fig)
+    result = pgl.pixel_perturbation(
+        cnn32, x32, ["gradient", "random"],
+        pgl.PixelPerturbationConfig(fractions=(0.1, 0.2)), progress=False,
+    )  # fmt: skip
+    fig = pgl.plot_scores(result, "lerf_auc")
+    assert "lower is better" in fig.axes[0].get_title()
+    _check(fig)
+    with pytest.raises(ValueError, match="no score"):
+        pgl.plot_scores(result, "nothing")

@@ -147,6 +147,65 @@ def test_method_widget_reuses_precomputed_maps(model, images, display):
         pgl.build_method_widget(model, images[:2], display[:2], CLASSES, ["edge"], precomputed=run)
 
 
+MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)  # a normalisation, [0, 1] pixel units
+
+
+def test_sanity_widget_steps_through_the_cascade(model, images):
+    methods = ["gradient", "guided_backprop", "edge"]
+    w = pgl.build_sanity_widget(model, images[:2], MEAN, STD, methods, seed=1)
+    cascade = pgl.cascading_maps(model, images[:2], methods, seed=1)
+    assert len(w.controls["stage"].options) == len(cascade.stages)
+    torch.testing.assert_close(w.result["gradient"], pgl.Gradient(model).attribute(images[:2]))
+    png = w.image.value
+    w.controls["stage"].value = 2
+    for name in methods:
+        torch.testing.assert_close(w.result[name], cascade.maps[2][name])
+    assert w.image.value != png
+    assert cascade.stages[2] in _shown(w)._suptitle.get_text()
+
+
+def test_pixel_perturbation_widget_follows_fraction_and_order(model, images):
+    methods = ["gradient", "prunegrad"]
+    w = pgl.build_pixel_perturbation_widget(model, images, MEAN, STD, methods)
+    assert w.result.fraction == pytest.approx(0.1) and w.result.order == "lerf"
+    w.controls["fraction"].value = 0.3
+    w.controls["order"].value = "morf"
+    maps = pgl.compute_maps(model, images, methods).maps
+    expected = pgl.perturbed_images(model, images, maps, 0.3, "morf")
+    for name in methods:
+        torch.testing.assert_close(w.result.images[name], expected.images[name])
+        np.testing.assert_allclose(w.result.change[name], expected.change[name])
+    assert "MORF" in _shown(w)._suptitle.get_text()
+
+
+def test_roar_widget_removes_more_pixels_as_the_fraction_grows(model, images):
+    fill = images.mean(dim=(0, 2, 3))
+    w = pgl.build_roar_widget(model, images, fill, MEAN, STD, ["gradient", "random"])
+    assert w.result.fraction == 0.5
+
+    def removed(result):
+        return (result.images["gradient"] != images).any(1).flatten(1).sum(1)  # (N,)
+
+    half = removed(w.result)
+    w.controls["fraction"].value = 0.9
+    assert (removed(w.result) > half).all() and w.result.fraction == 0.9
+    assert "90%" in _shown(w)._suptitle.get_text()
+
+
+def test_scores_widget_shows_the_chosen_score(model, images):
+    result = pgl.pixel_perturbation(
+        model, images, ["gradient", "random"], pgl.PixelPerturbationConfig(fractions=(0.1, 0.2)),
+        progress=False,
+    )  # fmt: skip
+    w = pgl.build_scores_widget({"pixel": result})
+    assert [v for _, v in w.controls["score"].options] == [
+        ("pixel", name) for name in result.score_names()
+    ]
+    w.controls["score"].value = ("pixel", "morf_auc")
+    assert [s.name for s in w.result] == ["morf_auc", "morf_auc"]
+    assert "morf_auc" in _shown(w).axes[0].get_title()
+
+
 def test_builders_check_their_arguments(model, images, display):
     with pytest.raises(ValueError, match="display images"):
         pgl.build_first_map_widget(model, images, display[:2], CLASSES)

@@ -144,7 +144,8 @@ def layer_score_stats(parts: TaylorParts) -> list[LayerStats]:
 def format_layer_stats(stats: Sequence[LayerStats]) -> str:
     """A plain-text table of :func:`layer_score_stats`, one row per site."""
     head = (
-        f"{'#':>2}  {'site':<18} {'shape':<10} {'neurons':>8} {'a=0':>6} {'never':>6} {'score=0':>8} "
+        f"{'#':>2}  {'site':<18} {'shape':<10} {'neurons':>8} {'a=0':>6} {'never':>6} "
+        f"{'score=0':>8} "
         f"{'mean score':>11} {'max score':>10} {'share':>6}"
     )
     rows = [head]
