@@ -4,7 +4,7 @@ Prints, for each case: the median time of PruneGrad and of the plain gradient (`
 ratio (goal <= 2.5), the time of the threshold step alone (``masks_from_scores``), the throughput
 of the batched call against calling PruneGrad one sample at a time (goal >= 5x on batch 64), and
 the peak memory of each method (CUDA: ``max_memory_allocated``; CPU: growth of the process's peak
-resident set, each method measured in a fresh subprocess).
+resident set sampled every millisecond, each method in a fresh subprocess).
 
 Usage::
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -75,7 +74,8 @@ def median_time(fn, device: torch.device, repeats: int) -> float:
 def peak_memory_mb(case: str, method: str, device: torch.device) -> float:
     """Extra peak memory (MB) of one call, measured in a fresh process."""
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", case, method, "--device", str(device)],
+        [sys.executable, __file__, "--memory-child", case, method, "--device", str(device),
+         "--threads", str(torch.get_num_threads())],
         capture_output=True, text=True, check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])["mb"]
@@ -92,10 +92,29 @@ def _memory_child(case: str, method: str, device: torch.device) -> None:
         base = torch.cuda.memory_allocated(device)
         fn()
         mb = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        fn()
-        mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024  # kB on Linux
+    else:  # CPU: sample the resident set every millisecond during the call
+        import threading
+
+        import psutil
+
+        proc = psutil.Process()
+        base = proc.memory_info().rss
+        peak = [base]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], proc.memory_info().rss)
+                time.sleep(0.001)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            fn()
+        finally:
+            done.set()
+            sampler.join()
+        mb = (peak[0] - base) / 2**20
     print(json.dumps({"mb": mb}))
 
 
@@ -131,9 +150,12 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = pgl.resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_child:
         _memory_child(*args.memory_child, device)
         return
