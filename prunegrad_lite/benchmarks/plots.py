@@ -134,7 +134,8 @@ def plot_curves(
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=7, loc="best")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right upper", fontsize=8, title="method")
     title = _TITLES.get(result.benchmark, result.benchmark)
     spread = "std" if result.benchmark == "roar" or band == "std" else "standard error"
     spread = f"mean ± {spread}" if band != "none" or result.benchmark == "roar" else "mean"
