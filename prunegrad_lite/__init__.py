@@ -127,7 +127,7 @@ from prunegrad_lite.lessons import (
     taylor_parts,
     top_channels,
 )
-from prunegrad_lite.teaching import environment, pick, prediction_labels, smoke_mode
+from prunegrad_lite.teaching import environment, markdown, pick, prediction_labels, smoke_mode
 from prunegrad_lite.widgets import (
     LessonWidget,
     build_first_map_widget,
@@ -254,6 +254,7 @@ __all__ = [
     "taylor_parts",
     "top_channels",
     "environment",
+    "markdown",
     "pick",
     "prediction_labels",
     "smoke_mode",

@@ -334,6 +334,8 @@ def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
         )
         ax.fill_between(gains.epsilons, mean - err, mean + err, color=colors.get(name), alpha=0.2)
     ax.set_xscale("log")
+    ax.set_xticks(gains.epsilons, [f"{e:g}" for e in gains.epsilons])
+    ax.minorticks_off()
     ax.set_xlabel("perturbation size epsilon = ||delta||_2 (normalised input units)")
     ax.set_ylabel("S_c(x + delta) - S_c(x), pruned network (logit)")
     ax.legend(fontsize=7)

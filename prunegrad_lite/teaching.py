@@ -16,14 +16,22 @@ import os
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from prunegrad_lite.device import model_device, resolve_device
 
-__all__ = ["SMOKE_ENV_VAR", "Environment", "environment", "pick", "prediction_labels", "smoke_mode"]
+__all__ = [
+    "SMOKE_ENV_VAR",
+    "Environment",
+    "environment",
+    "markdown",
+    "pick",
+    "prediction_labels",
+    "smoke_mode",
+]
 
 SMOKE_ENV_VAR = "PRUNEGRAD_LITE_SMOKE"
 T = TypeVar("T")
@@ -123,3 +131,18 @@ def prediction_labels(
             p, c = probs.max(dim=1)
             labels += [f"{class_names[int(k)]} (p={float(q):.2f})" for q, k in zip(p, c)]
     return labels
+
+
+def markdown(text: str) -> Any:
+    """``text`` as rendered Markdown in a notebook (e.g. a benchmark's ``to_markdown()`` table).
+
+    Returns an ``IPython.display.Markdown`` object: the last expression of a cell displays it;
+    outside a notebook its ``data`` attribute holds the text.
+
+    Example
+    -------
+    >>> markdown(result.to_markdown())
+    """
+    from IPython.display import Markdown
+
+    return Markdown(text)

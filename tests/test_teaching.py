@@ -76,6 +76,11 @@ def test_environment_reports_device_and_weights(monkeypatch):
     assert "device" in text and "cpu" in text and "smoke mode" in text
 
 
+def test_markdown_wraps_text_for_display():
+    shown = pgl.markdown("| a |\n|---|")
+    assert shown.data == "| a |\n|---|" and shown._repr_markdown_() == shown.data
+
+
 def test_prediction_labels_name_the_argmax_with_its_probability(cnn, x):
     names = ["a", "b", "c", "d"]
     labels = pgl.prediction_labels(cnn, x, names, batch_size=2)
