@@ -108,6 +108,10 @@ def test_reproduce_runs_pixel_and_sanity_on_the_imagenet_model(smoke, tmp_path):
     assert sanity.settings["stages"][0]["name"] == "_fc"
     assert sanity.score("edge", "spearman_abs@all").mean == pytest.approx(1.0)
     assert (tmp_path / "pixel_efficientnet_lite0.png").is_file()
+    pixel = report.results[("pixel", "efficientnet_lite0")]
+    sparsity = report.sparsity["efficientnet_lite0"]
+    assert pixel.settings["method_options"] == {"prunegrad": {"sparsity": sparsity}}
+    assert json.loads((tmp_path / "run.json").read_text())["methods"] == pixel.methods
 
 
 @pytest.mark.parametrize(

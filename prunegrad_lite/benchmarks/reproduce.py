@@ -368,13 +368,15 @@ def reproduce(
                     "training set is available offline)."
                 )
                 continue
-            bench_methods = list(chosen or _methods_for(bench, name, preset))
+            bench_methods = check_methods(
+                list(chosen.values()) if chosen else _methods_for(bench, name, preset)
+            )  # {name: class}
             source = [] if imagenet_folder is None else [str(imagenet_folder), imagenet_images]
             key = _digest(
                 bench,
                 name,
                 dataclasses.asdict(preset),
-                bench_methods,
+                list(bench_methods),
                 seed,
                 fingerprint,
                 options,
@@ -386,7 +388,15 @@ def reproduce(
                 result = BenchmarkResult.load(cached)
             else:
                 result = _run(
-                    bench, setup, bench_methods, preset, dev, seed, progress, options, cache
+                    bench,
+                    setup,
+                    bench_methods,
+                    preset,
+                    dev,
+                    seed,
+                    progress,
+                    options,
+                    cache,
                 )
                 write_text(cached, result.to_json())
             report.seconds[f"{bench}/{name}"] = round(time.perf_counter() - t0, 1)
@@ -400,7 +410,7 @@ def reproduce(
         "preset": dataclasses.asdict(preset),
         "benchmarks": which,
         "models": model_names,
-        "methods": chosen,
+        "methods": None if chosen is None else list(chosen),
         "seed": seed,
         "device": str(dev),
         "torch_threads": torch.get_num_threads(),
@@ -425,7 +435,7 @@ def _methods_for(bench: str, model: str, preset: Preset) -> tuple[str, ...]:
 def _run(
     bench: str,
     setup: _Setup,
-    methods: list[str],
+    methods: dict[str, Any],  # name -> Attribution class, from check_methods
     preset: Preset,
     device: torch.device,
     seed: int,
@@ -434,6 +444,7 @@ def _run(
     cache: Path,
 ) -> BenchmarkResult:
     options = {m: o for m, o in options.items() if m in methods}
+    classes = list(methods.values())
     small = setup.name == "fashion_mnist"  # 28x28 inputs: big batches on any device
     big_batches = small or device.type == "cuda"
     if bench == "pixel":
@@ -443,7 +454,7 @@ def _run(
         return pixel_perturbation(
             setup.model,
             setup.images,
-            methods,
+            classes,
             config,
             device=device,
             seed=seed,
@@ -459,7 +470,7 @@ def _run(
         return sanity_checks(
             setup.model,
             setup.sanity_images,
-            methods,
+            classes,
             config,
             device=device,
             seed=seed,
@@ -478,7 +489,7 @@ def _run(
         setup.model,
         setup.train,
         setup.test,
-        methods,
+        classes,
         config,
         cache_dir=cache,
         device=device,
