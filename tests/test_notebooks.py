@@ -117,6 +117,7 @@ KERNEL_CHECK = "import sys\nprint(sys.prefix)"
 
 @pytest.mark.slow
 @pytest.mark.notebook
+@pytest.mark.xdist_group("notebooks")  # with pytest -n N --dist loadgroup: one after another
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_in_smoke_mode(
     path: Path, monkeypatch: pytest.MonkeyPatch
