@@ -135,7 +135,7 @@ def main() -> None:
     measured = json.loads(args.compare.read_text())["seconds"] if args.compare else {}
     print(f"\nestimate for preset {preset.name!r} (load average now {os.getloadavg()[0]:.1f}):")
     for key, seconds in est.items():
-        extra = f"   measured {measured[key]:.0f} s" if key in measured else ""
+        extra = f"   measured {measured[key]:.0f} s" if measured.get(key) is not None else ""
         print(f"  {key:<28} {seconds / 60:6.1f} min{extra}")
 
 

@@ -88,6 +88,16 @@ def test_reproduce_quick_in_smoke_mode_writes_figures_tables_and_summary(
     for name in ("pixel_perturbation", "sanity_checks", "roar"):
         monkeypatch.setattr(reproduce_module, name, fail)
     assert main(argv) == 0
+    again = json.loads((out / "run.json").read_text())
+    assert sorted(again["cached"]) == [
+        "pixel/fashion_mnist",
+        "roar/fashion_mnist",
+        "sanity/fashion_mnist",
+    ]
+    assert {k: v for k, v in again["seconds"].items() if k != "total"} == {
+        k: v for k, v in run["seconds"].items() if k != "total"
+    }  # the times the benchmarks took when they ran
+    assert "read from the cache" in (out / "summary.md").read_text()
 
 
 @pytest.mark.slow
