@@ -189,3 +189,38 @@ def test_weight_independent_maps_keep_similarity_one_at_every_stage():
     assert result.score("gradient", "spearman_abs@top").mean < 0.9
     assert result.score("gradient", "ssim@all").mean < 0.9
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+class VanishesWhenRandomised(Attribution):
+    """|x| while the PatchModel's ``scale`` is 0.25 (its value when built), 0 everywhere after."""
+
+    name = "vanishes"
+
+    def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
+        intact = bool(torch.all(self.model.scale == 0.25))
+        return inputs.abs() if intact else torch.zeros_like(inputs)
+
+
+@pytest.mark.parametrize("value", [0.0, None])
+def test_a_map_that_becomes_constant_counts_as_similarity_zero_and_is_reported(value):
+    images, _ = patch_images(5, 2, seed=0)
+    result = sanity_checks(
+        PatchModel().eval(),
+        images,
+        [VanishesWhenRandomised, "edge"],
+        SanityConfig(constant_similarity=value),
+        device="cpu",
+        progress=False,
+    )
+    top = result.score("vanishes", "spearman_abs@top")
+    if value is None:  # undefined for every image: left out, no value
+        assert top.n == 0 and top.mean != top.mean
+    else:
+        assert top.n == 5 and top.mean == 0.0 and top.std == 0.0
+        assert result.score("vanishes", "spearman@all").mean == 0.0
+    assert result.score("edge", "spearman_abs@all").mean == pytest.approx(1.0)  # never constant
+    # the counts: none at step 0 (the original), all 5 once the only stage is randomised
+    assert result.settings["constant_maps"]["cascading"]["vanishes"] == [0, 5]
+    assert result.settings["constant_maps"]["independent"]["edge"] == [0, 0]
+    with pytest.raises(ValueError, match="constant_similarity"):
+        SanityConfig(constant_similarity=2.0)

@@ -28,6 +28,7 @@ from prunegrad_lite.benchmarks.results import (
     mean_std,
 )
 from prunegrad_lite.benchmarks.similarity import (
+    constant_maps,
     hog_correlation,
     map_similarities,
     pearson,
@@ -95,6 +96,18 @@ def test_map_similarities_use_magnitude_signed_and_normalised_maps():
     assert sims["spearman"].numpy() == pytest.approx(-np.ones(3))
     assert sims["ssim"].numpy() == pytest.approx(np.ones(3))  # |map| / max is scale-free
     assert sims["hog"].numpy() == pytest.approx(np.ones(3))
+    # a map that became constant: NaN (SciPy's convention) unless a value is given for it;
+    # SSIM is defined for it and never replaced; an original that is constant stays NaN
+    zero = maps.clone()
+    zero[1] = 0.0
+    kept = map_similarities(maps, zero, ("spearman_abs", "spearman", "ssim", "hog"))
+    given = map_similarities(maps, zero, ("spearman_abs", "spearman", "ssim", "hog"), 0.0)
+    for measure in ("spearman_abs", "spearman", "hog"):
+        assert np.isnan(kept[measure][1].item()) and given[measure][1].item() == 0.0
+        assert given[measure][[0, 2]].numpy() == pytest.approx(np.ones(2))
+    assert given["ssim"].numpy() == pytest.approx(kept["ssim"].numpy())
+    assert np.isnan(map_similarities(zero, zero, ("spearman_abs",), 0.0)["spearman_abs"][1].item())
+    assert constant_maps(zero).tolist() == [False, True, False]
     with pytest.raises(ValueError, match="unknown similarity"):
         map_similarities(maps, maps, ("pearson",))
     with pytest.raises(ValueError, match="N, C, H, W"):

@@ -543,12 +543,24 @@ def _settings_line(result: BenchmarkResult) -> str:
             f"on unmodified images with this recipe: {ref_text}."
         )
     stages = [st["name"] for st in s["stages"]]
-    return (
+    text = (
         f"{s['num_images']} images, {len(stages)} stages from the logits down "
         f"({', '.join(stages)}), weights re-drawn from N(0, {s['init_std']}^2); scores: "
         "Spearman |map| etc. after the top stage (@top), after all stages (@all), mean "
         "over independent stages (@independent)."
     )
+    cascading = (s.get("constant_maps") or {}).get("cascading", {})
+    became = {m: c[-1] for m, c in cascading.items() if c and c[-1] > c[0]}
+    if became:
+        value = s.get("constant_similarity")
+        text += (
+            " Maps that became constant after all stages (their rank correlation is undefined; "
+            + (f"counted as {value:g}" if value is not None else "left out of the mean")
+            + "): "
+            + ", ".join(f"{m} {c} of {s['num_images']}" for m, c in became.items())
+            + "."
+        )
+    return text
 
 
 def _summary(report: ReproduceReport, device: torch.device) -> str:

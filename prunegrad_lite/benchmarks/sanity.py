@@ -16,7 +16,12 @@ Protocol (spec section 3, fixed before looking at results):
 * maps are recomputed for the class the *original* model predicts;
 * similarity to the original map per image (:mod:`~.similarity`): Spearman on ``max_c |A_c|``
   and on the signed map, SSIM (window 5) on ``max_c |A_c|`` / max, optionally HOG; averaged
-  over images with the sample std. A method passes when the similarity falls quickly.
+  over images with the sample std. A method passes when the similarity falls quickly;
+* a randomised map can become constant (PruneGrad at high sparsity on a random network can
+  prune every neuron of a layer on the path to the input, giving an all-zero map). Its rank
+  correlation is undefined (NaN in SciPy); it counts as 0 (``constant_similarity``), since a
+  constant map keeps none of the original's ranking, and the number of such maps per method,
+  variant and stage is written to ``settings["constant_maps"]``.
 
 Example
 -------
@@ -48,7 +53,7 @@ from prunegrad_lite.benchmarks.attribution_maps import (
     predict,
 )
 from prunegrad_lite.benchmarks.results import BenchmarkResult, CurvePoint, Score, mean_std
-from prunegrad_lite.benchmarks.similarity import SIMILARITIES, map_similarities
+from prunegrad_lite.benchmarks.similarity import SIMILARITIES, constant_maps, map_similarities
 from prunegrad_lite.device import model_device
 
 __all__ = [
@@ -82,6 +87,10 @@ class SanityConfig:
     depth: int | None = None  # None: one stage per conv/linear (+ its norm); d: group names
     batch_size: int = 64  # images per attribution call
     example_images: int = 1  # images whose maps are kept for the example figure
+    # Spearman/HOG of a randomised map that has become constant (e.g. every path to the input
+    # pruned or dead): undefined, counted as this value (0: it keeps none of the original's
+    # ranking); None leaves such images out of the mean (NaN). Counts are in the settings.
+    constant_similarity: float | None = 0.0
 
     def __post_init__(self) -> None:
         variants = tuple(dict.fromkeys(self.variants))
@@ -98,6 +107,9 @@ class SanityConfig:
             raise ValueError(f"depth must be None or >= 1, got {self.depth}")
         if self.batch_size < 1 or self.example_images < 0:
             raise ValueError("batch_size must be >= 1 and example_images >= 0")
+        c = self.constant_similarity
+        if c is not None and not -1.0 <= c <= 1.0:
+            raise ValueError(f"constant_similarity must be None or in [-1, 1], got {c}")
 
 
 def _forward_order(model: nn.Module, example: Tensor) -> list[str]:
@@ -255,10 +267,16 @@ def sanity_checks(
     example_maps: dict[str, list[Tensor]] = {"original": [original[n][:k] for n in names]}
     total = len(config.variants) * len(stages)
     bar = tqdm(total=total, desc="sanity checks", disable=not progress)
+    constant: dict[str, dict[str, list[int]]] = {}  # variant -> method -> count per step
+
+    def similarities(name: str, maps: Tensor) -> dict[str, Tensor]:
+        return map_similarities(
+            original[name], maps, config.measures, constant_value=config.constant_similarity
+        )
+
     for variant in config.variants:
-        per_method = {
-            n: [map_similarities(original[n], original[n], config.measures)] for n in names
-        }
+        per_method = {n: [similarities(n, original[n])] for n in names}
+        constant[variant] = {n: [int(constant_maps(original[n]).sum())] for n in names}
         net = copy.deepcopy(base)
         for i, stage in enumerate(stages):
             if variant == "independent":
@@ -267,7 +285,8 @@ def sanity_checks(
             bar.set_postfix(variant=variant, stage=stage.name)
             for name in names:
                 maps = maps_of(net, name)
-                per_method[name].append(map_similarities(original[name], maps, config.measures))
+                per_method[name].append(similarities(name, maps))
+                constant[variant][name].append(int(constant_maps(maps).sum()))
                 if variant == "cascading" and i + 1 in shown and k:
                     example_maps.setdefault(f"→ {stage.name}", []).append(maps[:k])
             bar.update()
@@ -314,6 +333,7 @@ def sanity_checks(
         "seed": seed,
         "stages": [asdict(s) for s in stages],
         "target": "the class the original model predicts",
+        "constant_maps": constant,  # variant -> method -> constant maps per step (0: original)
         "method_options": describe_options(method_options),
     }
     examples: dict[str, Any] = {}

@@ -6,7 +6,8 @@ one image at a time, which is why it is optional).
 
 * :func:`spearman`: Spearman rank correlation of the flattened maps, with average ranks for ties
   (SciPy's ``rankdata``), as ``scipy.stats.spearmanr``. NaN when a map is constant (its ranks
-  carry no order), as SciPy.
+  carry no order), as SciPy; :func:`map_similarities` can give that case a value instead
+  (``constant_value``: the sanity checks count a map that has become constant as 0).
 * :func:`ssim`: the structural similarity index with a uniform ``win_size`` x ``win_size``
   window, ``K1 = 0.01``, ``K2 = 0.03``, sample covariances, averaged over the valid window
   positions: scikit-image's ``structural_similarity`` defaults, written for batches.
@@ -36,6 +37,7 @@ from prunegrad_lite.maps import normalize_map, reduce_channels
 
 __all__ = [
     "SIMILARITIES",
+    "constant_maps",
     "hog_correlation",
     "map_similarities",
     "pearson",
@@ -150,12 +152,21 @@ def hog_correlation(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> Tensor:
 
 
 def map_similarities(
-    original: Tensor, other: Tensor, measures: Sequence[str] = ("spearman_abs", "spearman", "ssim")
+    original: Tensor,
+    other: Tensor,
+    measures: Sequence[str] = ("spearman_abs", "spearman", "ssim"),
+    constant_value: float | None = None,
 ) -> dict[str, Tensor]:
     """The sanity checks' similarity of each map in ``other`` to the one in ``original``.
 
     Both are attributions (N, C, H, W). Returns ``{measure: (N,) float64}``; see the module
     docstring for the measures (default: both Spearman correlations and SSIM).
+
+    ``constant_value``: the correlation measures (Spearman, HOG) are undefined (NaN) when a map
+    is constant. With a number, an image whose ``other`` map is constant while its ``original``
+    map is not gets that value: a map that has become constant (every path to the input cut,
+    a dead network) keeps none of the original's ranking, so the sanity checks use 0. None
+    (default) keeps SciPy's NaN. SSIM is defined for constant maps and is never replaced.
 
     Example
     -------
@@ -173,14 +184,38 @@ def map_similarities(
     out: dict[str, Tensor] = {}
     for measure in measures:
         if measure == "spearman_abs":
-            out[measure] = spearman(mag_a, mag_b)
+            a, b = mag_a, mag_b
+            out[measure] = spearman(a, b)
         elif measure == "spearman":
-            out[measure] = spearman(
-                reduce_channels(original, "signed_max_abs"),
-                reduce_channels(other, "signed_max_abs"),
-            )
+            a = reduce_channels(original, "signed_max_abs")
+            b = reduce_channels(other, "signed_max_abs")
+            out[measure] = spearman(a, b)
         elif measure == "ssim":
             out[measure] = ssim(normalize_map(mag_a), normalize_map(mag_b), 5, 1.0)
+            continue  # defined for constant maps
         else:
+            a, b = mag_a, mag_b
             out[measure] = hog_correlation(normalize_map(mag_a), normalize_map(mag_b))
+        if constant_value is not None:
+            became_constant = torch.from_numpy((_is_constant(a) == 0) & (_is_constant(b) == 1))
+            out[measure] = torch.where(
+                became_constant, torch.full_like(out[measure], constant_value), out[measure]
+            )
     return out
+
+
+def _is_constant(maps: Tensor) -> np.ndarray:
+    """1 where a map (N, ...) holds a single value everywhere, else 0; (N,) int."""
+    flat = _flat64(maps)
+    return (flat.max(1) == flat.min(1)).astype(np.int64)
+
+
+def constant_maps(maps: Tensor) -> Tensor:
+    """Which maps (N, ...) are constant (one value everywhere): (N,) bool.
+
+    Example
+    -------
+    >>> constant_maps(torch.zeros(2, 1, 4, 4))
+    tensor([True, True])
+    """
+    return torch.from_numpy(_is_constant(maps) == 1)
