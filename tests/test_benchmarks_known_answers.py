@@ -18,6 +18,7 @@ from prunegrad_lite.benchmarks import (
     RoarConfig,
     SanityConfig,
     pixel_perturbation,
+    removal_mask_images,
     roar,
     sanity_checks,
 )
@@ -170,6 +171,61 @@ def test_roar_perfect_best_inverted_worst_random_between(tmp_path):
     assert auc["perfect"] < auc["random"] < auc["inverted"]
     assert auc["perfect"] < 0.65 and auc["inverted"] > 0.9  # chance is 0.5, the patch gives ~1
     assert min(result.settings["reference_accuracy"]) > 0.9  # the recipe learns the task
+
+
+class LabelMap(Attribution):
+    """Marks the left half of the image for class 0, the right half for class 1: its removal
+    mask tells the class, whatever is left in the image."""
+
+    name = "label_map"
+
+    def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
+        out = torch.zeros_like(inputs)
+        left = torch.as_tensor(target).view(-1) == 0
+        out[left, :, :, :4] = 1.0
+        out[~left, :, :, 4:] = 1.0
+        return out
+
+
+def test_roar_mask_only_control_detects_a_mask_that_gives_the_class_away(tmp_path):
+    train = patch_images(768, 1, seed=12)
+    test = patch_images(384, 1, seed=13)
+    config = RoarConfig(fractions=(0.5,), seeds=(0,), recipe=RECIPE, mask_only=True)
+    result = roar(
+        PatchModel(1).eval(),
+        train,
+        test,
+        [PerfectMap, LabelMap, "random"],
+        config,
+        cache_dir=tmp_path,
+        device="cpu",
+        progress=False,
+        model_fn=linear_model,
+    )
+    leak = {m: result.score(m, "mask_only@50%").mean for m in result.methods}
+    assert leak["label_map"] > 0.95  # the mask alone says the class
+    assert leak["perfect"] < 0.6 and leak["random"] < 0.65  # the same mask for all / noise
+    assert result.settings["chance"] == 0.5 and result.settings["mask_only"]
+    # ROAR alone cannot tell: the retrained network reads the class from where pixels are gone
+    assert result.score("label_map", "acc@50%").mean > 0.95
+    assert result.score("perfect", "acc@50%").mean < 0.65  # the patch is gone, nothing leaks
+    # the control's cells are cached apart from ROAR's
+    variants = {c["variant"] for c in result.settings["cells"]}
+    assert variants == {"roar", "mask_only"}
+    assert len(list(tmp_path.rglob("label_map.mask_only/*.json"))) == 1
+    again = roar(
+        PatchModel(1).eval(), train, test, [PerfectMap, LabelMap, "random"], config,
+        cache_dir=tmp_path, device="cpu", progress=False, model_fn=linear_model,
+    )  # fmt: skip
+    assert again.scores == result.scores  # read back from the cache
+
+
+def test_removal_mask_images_mark_the_removed_pixels_in_every_channel():
+    rank = torch.arange(16).flip(0).view(1, 16)  # pixel 15 is the most important
+    masks = removal_mask_images(rank, 0.25, 3, (4, 4))
+    assert masks.shape == (1, 3, 4, 4) and masks.sum() == 3 * 4
+    assert torch.equal(masks[0, 0].flatten()[12:], torch.ones(4))
+    assert torch.equal(masks[0, 1], masks[0, 2])
 
 
 # ---- sanity checks ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from prunegrad_lite.benchmarks.removal import (
 )
 from prunegrad_lite.benchmarks.reproduce import PRESETS, Preset, reproduce, smoke_mode
 from prunegrad_lite.benchmarks.results import BenchmarkResult, CurvePoint, Score, area_under_curve
-from prunegrad_lite.benchmarks.roar import RoarConfig, mask_top_pixels, roar
+from prunegrad_lite.benchmarks.roar import RoarConfig, mask_top_pixels, removal_mask_images, roar
 from prunegrad_lite.benchmarks.sanity import (
     SanityConfig,
     Stage,
@@ -55,6 +55,7 @@ __all__ = [
     "compare_with_paper",
     "map_similarities",
     "mask_top_pixels",
+    "removal_mask_images",
     "pixel_perturbation",
     "plot_curves",
     "plot_sanity_maps",

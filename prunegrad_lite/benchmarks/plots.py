@@ -38,6 +38,7 @@ _VARIANT_TITLES = {
     "lerf": "least relevant first (LeRF): lower is better",
     "morf": "most relevant first (MoRF): higher is better",
     "roar": "ROAR: remove top pixels, retrain (lower is better)",
+    "mask_only": "the removal mask alone, trained on (chance = no leak)",
     "cascading": "cascading randomisation, logits down (lower = passes)",
     "independent": "independent randomisation, one stage at a time",
 }
@@ -131,6 +132,8 @@ def plot_curves(
         ax.set_xlabel(_X_LABELS.get(result.benchmark, "x"))
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.set_title(_VARIANT_TITLES.get(variant, variant), fontsize=9)
+        if variant == "mask_only" and result.settings.get("chance") is not None:
+            ax.axhline(result.settings["chance"], color="0.3", ls=":", lw=1, label="chance")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)

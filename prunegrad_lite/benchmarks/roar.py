@@ -16,7 +16,15 @@ Protocol (spec section 3, fixed before looking at results):
   a "random" method is the random-ranking control, and fraction 0 (unmodified images, same
   recipe, same seeds) is the reference accuracy;
 * score: the area under accuracy-vs-fraction over the fractions run, divided by their range
-  (the mean accuracy over the removal range), per seed, then mean and std over seeds.
+  (the mean accuracy over the removal range), per seed, then mean and std over seeds;
+* optional **mask-only control** (``RoarConfig(mask_only=True)``, not in the paper): ROAR
+  assumes that replacing the top pixels removes their information, but *where* they were
+  removed stays visible. A ranking that follows the object draws its silhouette in the mean
+  colour, which the retrained network can read. For every method, fraction and seed a network
+  is also trained, with the same recipe, on the removal mask alone (1 where ROAR replaces a
+  pixel, 0 elsewhere, in every channel); its test accuracy (scores ``mask_only@t``, chance =
+  1 / number of classes) measures how much of the class the mask gives away. A random ranking
+  gives chance by construction.
 
 Caching and resuming: each retrained cell is a JSON record in
 ``cache_dir/roar/<setup>/<method>/t<fraction>_s<seed>_<recipe hash>.json`` written atomically,
@@ -71,6 +79,7 @@ __all__ = [
     "DEFAULT_ROAR_FRACTIONS",
     "RoarConfig",
     "mask_top_pixels",
+    "removal_mask_images",
     "recipe_hash",
     "roar",
     "roar_cell_path",
@@ -94,6 +103,7 @@ class RoarConfig:
     seeds: tuple[int, ...] = (0, 1, 2)  # one retraining per seed and cell
     recipe: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, batch_size=64))
     baseline: bool = True  # also retrain on unmodified images (fraction 0), per seed
+    mask_only: bool = False  # also train on the removal mask alone: how much the mask leaks
     batch_size: int = 128  # images per attribution call
 
     def __post_init__(self) -> None:
@@ -154,6 +164,24 @@ def mask_top_pixels(images: Tensor, rank: Tensor, fraction: float, fill: Tensor)
     k = num_removed(fraction, h * w)
     removed = (rank < k).view(n, 1, h, w)  # (N, 1, H, W)
     return torch.where(removed, fill.view(1, c, 1, 1).to(images), images)
+
+
+def removal_mask_images(
+    rank: Tensor, fraction: float, channels: int, size: tuple[int, int]
+) -> Tensor:
+    """The mask-only control's inputs: 1 where ROAR replaces a pixel, 0 elsewhere.
+
+    ``rank`` (N, H*W) as for :func:`mask_top_pixels`; returns (N, channels, H, W) float32 with
+    the same value in every channel.
+
+    Example
+    -------
+    >>> removal_mask_images(rank, 0.5, 1, (28, 28)).mean()      # 0.5: half the pixels removed
+    """
+    h, w = size
+    n = rank.shape[0]
+    removed = (rank < num_removed(fraction, h * w)).view(n, 1, h, w).float()
+    return removed.expand(n, channels, h, w).contiguous()
 
 
 def _load_or_compute_ranks(
@@ -277,23 +305,33 @@ def roar(
         )
     base_setup = setup_hash(model, train_x, train_y, test_x, test_y, extra=BASELINE)
 
-    cells = [(BASELINE, 0.0, s) for s in config.seeds] if config.baseline else []
-    cells += [(m, f, s) for s in config.seeds for f in config.fractions for m in names]
-    records: dict[tuple[str, float, int], dict[str, Any]] = {}
+    cells = [(BASELINE, 0.0, s, "roar") for s in config.seeds] if config.baseline else []
+    cells += [(m, f, s, "roar") for s in config.seeds for f in config.fractions for m in names]
+    if config.mask_only:
+        cells += [
+            (m, f, s, "mask_only") for s in config.seeds for f in config.fractions for m in names
+        ]
+    records: dict[tuple[str, float, int, str], dict[str, Any]] = {}
     bar = tqdm(cells, desc="ROAR cells", disable=not progress)
-    for name, fraction, train_seed in bar:
+    channels, size = train_x.shape[1], (train_x.shape[2], train_x.shape[3])
+    for name, fraction, train_seed, variant in bar:
         setup = base_setup if name == BASELINE else setups[name]
+        folder = name if variant == "roar" else f"{name}.{variant}"
         path = (
             None
             if cache is None
-            else roar_cell_path(cache, setup, name, fraction, train_seed, recipe)
+            else roar_cell_path(cache, setup, folder, fraction, train_seed, recipe)
         )
-        bar.set_postfix(method=name, fraction=fraction, seed=train_seed)
+        bar.set_postfix(method=name, fraction=fraction, seed=train_seed, variant=variant)
         if path is not None and path.is_file():
             record = json.loads(path.read_text())
         else:
             if name == BASELINE:
                 x_tr, x_te = train_x, test_x
+            elif variant == "mask_only":
+                rank = ranks[name]
+                x_tr = removal_mask_images(rank[: len(train_x)], fraction, channels, size)
+                x_te = removal_mask_images(rank[len(train_x) :], fraction, channels, size)
             else:
                 rank = ranks[name]
                 x_tr = mask_top_pixels(train_x, rank[: len(train_x)], fraction, fill)
@@ -308,6 +346,7 @@ def roar(
             )
             record = {
                 "method": name,
+                "variant": variant,
                 "fraction": fraction,
                 "seed": train_seed,
                 "recipe_hash": recipe,
@@ -319,11 +358,12 @@ def roar(
             }
             if path is not None:
                 write_text(path, json.dumps(record, indent=1) + "\n")
-        records[(name, fraction, train_seed)] = record
+        records[(name, fraction, train_seed, variant)] = record
         if on_cell is not None:
             on_cell(record)
     bar.close()
-    return _result(names, records, config, model_name, seed, recipe, method_options)
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    return _result(names, records, config, model_name, seed, recipe, method_options, num_classes)
 
 
 def _qualname(cls: type) -> str:
@@ -354,15 +394,18 @@ def _result(
     seed: int,
     recipe: str,
     method_options: MethodOptions | None,
+    num_classes: int,
 ) -> BenchmarkResult:
     seeds = config.seeds
     acc = {key: float(r["test_accuracy"]) for key, r in records.items()}
     curves: list[CurvePoint] = []
     scores: list[Score] = []
-    base = torch.tensor([acc[(BASELINE, 0.0, s)] for s in seeds]) if config.baseline else None
+    base = (
+        torch.tensor([acc[(BASELINE, 0.0, s, "roar")] for s in seeds]) if config.baseline else None
+    )
     for name in names:
         table = torch.tensor(
-            [[acc[(name, f, s)] for f in config.fractions] for s in seeds]
+            [[acc[(name, f, s, "roar")] for f in config.fractions] for s in seeds]
         )  # (S, F)
         points = [] if base is None else [(0.0, "0% (reference)", base)]
         points += [(f, _pct(f), table[:, j]) for j, f in enumerate(config.fractions)]
@@ -377,20 +420,35 @@ def _result(
         for j, f in enumerate(config.fractions):
             m, sd, n = mean_std(table[:, j])
             scores.append(Score(name, f"acc@{_pct(f)}", float(m), float(sd), int(n), "lower"))
+    for name in names if config.mask_only else []:
+        for step, f in enumerate(config.fractions):
+            values = torch.tensor([acc[(name, f, s, "mask_only")] for s in seeds])
+            m, sd, n = mean_std(values)
+            curves.append(
+                CurvePoint(
+                    name, "accuracy", "mask_only", step, f, _pct(f), float(m), float(sd), int(n)
+                )
+            )
+            scores.append(Score(name, f"mask_only@{_pct(f)}", float(m), float(sd), int(n), "lower"))
     settings: dict[str, Any] = {
         "fractions": list(config.fractions),
         "seeds": list(seeds),
         "recipe": dataclasses.asdict(config.recipe),
         "recipe_hash": recipe,
         "baseline": config.baseline,
+        "mask_only": config.mask_only,
+        "chance": 1.0 / num_classes,  # the mask-only control's accuracy without leakage
         "reference_accuracy": None if base is None else [float(v) for v in base],
         "fill": "per-channel mean of the training images (normalised units)",
         "ranking": "max over channels of |attribution|, ties broken at random (seeded)",
         "seed": seed,
         "method_options": describe_options(method_options),
         "cells": [
-            {k: r[k] for k in ("method", "fraction", "seed", "test_accuracy", "wall_time_s")}
-            for r in records.values()
+            {
+                "variant": variant,
+                **{k: r[k] for k in ("method", "fraction", "seed", "test_accuracy", "wall_time_s")},
+            }
+            for (_, _, _, variant), r in records.items()
         ],
     }
     return BenchmarkResult("roar", model_name, names, curves, scores, settings)
