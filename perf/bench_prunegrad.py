@@ -37,7 +37,9 @@ def build_case(name: str, device: torch.device) -> tuple[torch.nn.Module, torch.
         try:
             model = pgl.load_model("fashion_mnist", device=device)
         except Exception as err:  # the shipped checkpoint may be missing in a partial checkout
-            print(f"# shipped model unavailable ({err}); using a randomly initialised FashionResNet")
+            print(
+                f"# shipped model unavailable ({err}); using a randomly initialised FashionResNet"
+            )
             model = pgl.load_model("fashion_mnist", device=device, weights=None)
         x = torch.randn(64, 1, 28, 28, generator=gen)
         sparsity = pgl.PruneGrad(model).sparsity
@@ -74,9 +76,20 @@ def median_time(fn, device: torch.device, repeats: int) -> float:
 def peak_memory_mb(case: str, method: str, device: torch.device) -> float:
     """Extra peak memory (MB) of one call, measured in a fresh process."""
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", case, method, "--device", str(device),
-         "--threads", str(torch.get_num_threads())],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            __file__,
+            "--memory-child",
+            case,
+            method,
+            "--device",
+            str(device),
+            "--threads",
+            str(torch.get_num_threads()),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])["mb"]
 
@@ -128,13 +141,22 @@ def run_case(case: str, device: torch.device, repeats: int, memory: bool) -> dic
     t_thr = median_time(lambda: masks_from_scores(scores, sparsity), device, repeats)
     neurons = sum(s.numel for s in scores.sites)
     row = {
-        "case": case, "device": str(device), "batch": x.shape[0], "input": tuple(x.shape[1:]),
-        "sparsity": sparsity, "neurons_per_image": neurons,
-        "gradient_s": t_grad, "prunegrad_s": t_pg, "ratio": t_pg / t_grad, "threshold_s": t_thr,
+        "case": case,
+        "device": str(device),
+        "batch": x.shape[0],
+        "input": tuple(x.shape[1:]),
+        "sparsity": sparsity,
+        "neurons_per_image": neurons,
+        "gradient_s": t_grad,
+        "prunegrad_s": t_pg,
+        "ratio": t_pg / t_grad,
+        "threshold_s": t_thr,
     }
     if x.shape[0] >= 16:  # batched against one sample at a time
         t_single = median_time(
-            lambda: [pg.attribute(x[i : i + 1]) for i in range(x.shape[0])], device, max(1, repeats // 3)
+            lambda: [pg.attribute(x[i : i + 1]) for i in range(x.shape[0])],
+            device,
+            max(1, repeats // 3),
         )
         row["batch1_loop_s"] = t_single
         row["batched_speedup"] = t_single / t_pg
@@ -145,13 +167,19 @@ def run_case(case: str, device: torch.device, repeats: int, memory: bool) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--case", choices=["fashion", "vgg16", "resnet50", "all"], default="all")
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--memory-child", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     device = pgl.resolve_device(args.device)
     if args.threads:
@@ -160,14 +188,18 @@ def main() -> None:
         _memory_child(*args.memory_child, device)
         return
     cases = ["fashion", "vgg16", "resnet50"] if args.case == "all" else [args.case]
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-          f"cpu count {os.cpu_count()}")
+    print(
+        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+        f"cpu count {os.cpu_count()}"
+    )
     for case in cases:
         row = run_case(case, device, args.repeats, not args.no_memory)
         print(json.dumps(row))
-        msg = (f"{case}: batch {row['batch']}, {row['neurons_per_image']:,} neurons/image, "
-               f"gradient {row['gradient_s'] * 1e3:.1f} ms, PruneGrad {row['prunegrad_s'] * 1e3:.1f} ms, "
-               f"ratio {row['ratio']:.2f}, threshold step {row['threshold_s'] * 1e3:.1f} ms")
+        msg = (
+            f"{case}: batch {row['batch']}, {row['neurons_per_image']:,} neurons/image, "
+            f"gradient {row['gradient_s'] * 1e3:.1f} ms, PruneGrad {row['prunegrad_s'] * 1e3:.1f} ms, "
+            f"ratio {row['ratio']:.2f}, threshold step {row['threshold_s'] * 1e3:.1f} ms"
+        )
         if "batched_speedup" in row:
             msg += f", batched vs batch-1 loop {row['batched_speedup']:.1f}x"
         if "grad_peak_mb" in row:

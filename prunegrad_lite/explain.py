@@ -75,7 +75,9 @@ def explain_examples(
     explanation = PruneGrad(model, sparsity).explain(x)
     maps = {}
     for name in methods:
-        options = {"sparsity": sparsity} if name.startswith("prune") and sparsity is not None else {}
+        options = (
+            {"sparsity": sparsity} if name.startswith("prune") and sparsity is not None else {}
+        )
         maps[name] = get_method(name, model, **options).attribute(x, explanation.target)
     rows = []
     for n, c in enumerate(explanation.target.tolist()):

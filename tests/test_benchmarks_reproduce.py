@@ -72,7 +72,11 @@ def test_reproduce_quick_in_smoke_mode_writes_figures_tables_and_summary(
         result = BenchmarkResult.load(out / f"{bench}_fashion_mnist.json")
         assert result.benchmark == bench and result.methods
     assert (out / "sanity_fashion_mnist_maps.png").is_file()
+    roar_result = BenchmarkResult.load(out / "roar_fashion_mnist.json")
+    assert roar_result.settings["mask_only"]  # the mask-only control runs in every preset
+    assert {s.name for s in roar_result.scores} >= {"mask_only@10%", "mask_only@50%"}
     summary = (out / "summary.md").read_text()
+    assert "`mask_only@t` (not in the paper)" in summary
     assert "Preset **smoke**" in summary and "## The authors' numbers" in summary
     assert "| method | LeRF 1% | LeRF 10% | ROAR 10% |" in summary
     verdicts = ("- **AGREES**", "- **DISAGREES**", "- **NOT CHECKED**")

@@ -101,7 +101,10 @@ def reference_prunegrad(model, x1, target: int, sparsity: float, forward=None):
     (s_grads) = torch.autograd.grad(out[0, target], gates)
     scores = [g.abs().detach().numpy() for g in s_grads]
     thr = np.percentile(np.concatenate([s.ravel() for s in scores]), 100 * sparsity)
-    state["mode"], state["masks"] = "prune", [torch.from_numpy(s > thr).to(x1.dtype) for s in scores]
+    state["mode"], state["masks"] = (
+        "prune",
+        [torch.from_numpy(s > thr).to(x1.dtype) for s in scores],
+    )
     gates.clear()
     x = x1.detach().clone().requires_grad_(True)
     out = run(m, x, gate)
@@ -123,7 +126,10 @@ ARCHITECTURES = {
     "resnet18": (lambda: torchvision.models.resnet18(weights=None, num_classes=10), None),
     "vgg11": (lambda: torchvision.models.vgg11(weights=None, num_classes=10), None),
     "mobilenet_v2": (lambda: torchvision.models.mobilenet_v2(weights=None, num_classes=10), None),
-    "densenet121": (lambda: torchvision.models.densenet121(weights=None, num_classes=10), densenet_forward),
+    "densenet121": (
+        lambda: torchvision.models.densenet121(weights=None, num_classes=10),
+        densenet_forward,
+    ),
 }
 
 
@@ -165,10 +171,13 @@ def test_hand_computed_two_layer_network():
     x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
     s = neuron_scores(model, x)
     assert s.target.tolist() == [0]
-    torch.testing.assert_close(s.scores[0], torch.tensor([[4.0, 2.0, 3.0, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(
+        s.scores[0], torch.tensor([[4.0, 2.0, 3.0, 0.0]], dtype=torch.float64)
+    )
     # unpruned gradient: 4*(1,0) - 1*(0,1) + 1*(1,1) = (5, 0)
     torch.testing.assert_close(
-        pgl.PruneGrad(model, sparsity=0.0).attribute(x), torch.tensor([[5.0, 0.0]], dtype=torch.float64)
+        pgl.PruneGrad(model, sparsity=0.0).attribute(x),
+        torch.tensor([[5.0, 0.0]], dtype=torch.float64),
     )
     cases = {
         # sparsity: (threshold = numpy percentile, kept neurons, gradient, pruned S_0)
@@ -199,7 +208,9 @@ def test_keeping_every_neuron_is_the_autograd_gradient_in_float64():
     torch.testing.assert_close(g, plain_gradient(model, x, target), atol=1e-6, rtol=0)
     torch.testing.assert_close(
         pgl.PruneGrad(model, sparsity=0.0).attribute(x, target),
-        plain_gradient(model, x, target), atol=1e-6, rtol=0,
+        plain_gradient(model, x, target),
+        atol=1e-6,
+        rtol=0,
     )
 
 
@@ -297,7 +308,9 @@ def test_random_control_is_reproducible_from_a_seed_and_keeps_the_fraction():
     torch.testing.assert_close(a.attribution, b.attribution, atol=0, rtol=0)
     assert all(torch.equal(m1, m2) for m1, m2 in zip(a.masks, b.masks))
     assert not all(torch.equal(m1, m2) for m1, m2 in zip(a.masks, c.masks))
-    torch.testing.assert_close(a.kept_fraction, torch.full((2,), 0.1, dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        a.kept_fraction, torch.full((2,), 0.1, dtype=torch.float64), atol=1e-4, rtol=0
+    )
     g1 = torch.Generator().manual_seed(5)
     d = pgl.PruneGrad(model, 0.9, scoring="random", seed=g1).explain(x, return_masks=True)
     assert all(torch.equal(m1, m2) for m1, m2 in zip(a.masks, d.masks))
@@ -368,7 +381,9 @@ def test_inner_methods_run_in_the_pruned_network_with_fixed_masks():
     # completeness of IG in the pruned network: sum = S'(x) - S'(0)
     completeness = f(x)[torch.arange(3), t] - f(torch.zeros_like(x))[torch.arange(3), t]
     torch.testing.assert_close(ig.sum(1), completeness.detach(), atol=1e-3, rtol=1e-3)
-    sg = pgl.PruneGrad(model, 0.5, inner="smoothgrad", inner_options={"noise_level": 0.0}).attribute(x, t)
+    sg = pgl.PruneGrad(
+        model, 0.5, inner="smoothgrad", inner_options={"noise_level": 0.0}
+    ).attribute(x, t)
     torch.testing.assert_close(sg, g)
 
 
@@ -377,11 +392,16 @@ def test_iterative_perturbation_one_step_is_normalised_prunegrad():
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     pg = pgl.PruneGrad(model, 0.9).attribute(x)
     one = pgl.PruneGrad(
-        model, 0.9, inner="perturbation", inner_options={"epsilon": 2.0, "steps": 1, "step_size": 2.0}
+        model,
+        0.9,
+        inner="perturbation",
+        inner_options={"epsilon": 2.0, "steps": 1, "step_size": 2.0},
     ).attribute(x)
     expected = 2.0 * pg / pg.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     torch.testing.assert_close(one, expected)
-    many = pgl.PruneGrad(model, 0.9, inner="perturbation", inner_options={"epsilon": 2.0}).attribute(x)
+    many = pgl.PruneGrad(
+        model, 0.9, inner="perturbation", inner_options={"epsilon": 2.0}
+    ).attribute(x)
     assert (many.flatten(1).norm(dim=1) <= 2.0 + 1e-9).all()
     # the ascent raises the pruned network's target logit at least as much as the one step
     s = neuron_scores(model, x)
