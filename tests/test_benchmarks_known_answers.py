@@ -8,6 +8,7 @@ through every randomisation stage.
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from torch import Tensor, nn
@@ -18,6 +19,7 @@ from prunegrad_lite.benchmarks import (
     RoarConfig,
     SanityConfig,
     pixel_perturbation,
+    plot_curves,
     removal_mask_images,
     roar,
     sanity_checks,
@@ -213,6 +215,10 @@ def test_roar_mask_only_control_detects_a_mask_that_gives_the_class_away(tmp_pat
     variants = {c["variant"] for c in result.settings["cells"]}
     assert variants == {"roar", "mask_only"}
     assert len(list(tmp_path.rglob("label_map.mask_only/*.json"))) == 1
+    fig = plot_curves(result)  # two panels, ROAR and the control, with a chance line
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()][1].startswith("the removal mask")
+    assert "chance" in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
     again = roar(
         PatchModel(1).eval(), train, test, [PerfectMap, LabelMap, "random"], config,
         cache_dir=tmp_path, device="cpu", progress=False, model_fn=linear_model,

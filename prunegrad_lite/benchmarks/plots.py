@@ -138,6 +138,11 @@ def plot_curves(
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     handles, names = axes.flat[0].get_legend_handles_labels()
+    for ax in list(axes.flat)[1 : len(panels)]:  # lines only some panels have (e.g. chance)
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            if name not in names:
+                handles.append(handle)
+                names.append(name)
     fig.legend(handles, names, loc="outside right upper", fontsize=8, title="method")
     title = _TITLES.get(result.benchmark, result.benchmark)
     spread = "std" if result.benchmark == "roar" or band == "std" else "standard error"
