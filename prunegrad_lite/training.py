@@ -43,6 +43,7 @@ __all__ = [
     "evaluate",
     "load_checkpoint",
     "save_checkpoint",
+    "tensor_pair",
     "train_model",
 ]
 
@@ -119,7 +120,7 @@ class TrainResult:
 TensorPair = tuple[torch.Tensor, torch.Tensor]
 
 
-def _as_tensors(data: TensorDataset | TensorPair | Any, what: str) -> TensorPair:
+def tensor_pair(data: TensorDataset | TensorPair | Any, what: str) -> TensorPair:
     """(images, labels) from a TensorDataset, a pair, or anything with ``.images``/``.labels``."""
     if isinstance(data, TensorDataset):
         images, labels = data.tensors[:2]
@@ -128,7 +129,9 @@ def _as_tensors(data: TensorDataset | TensorPair | Any, what: str) -> TensorPair
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         images, labels = data
     else:
-        raise ValueError(f"{what} must be a TensorDataset or an (images, labels) pair")
+        raise ValueError(
+            f"{what} must be a TensorDataset, an (images, labels) pair or have .images and .labels"
+        )
     if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(
             f"{what}: expected images (N, C, H, W) and labels (N,), "
@@ -251,8 +254,8 @@ def train_model(
     """
     config = config or TrainConfig()
     dev = resolve_device(device)
-    images, labels = _as_tensors(train, "train")
-    test_tensors = None if test is None else _as_tensors(test, "test")
+    images, labels = tensor_pair(train, "train")
+    test_tensors = None if test is None else tensor_pair(test, "test")
     if model_fn is None:
 
         def model_fn() -> nn.Module:

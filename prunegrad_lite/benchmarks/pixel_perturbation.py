@@ -49,6 +49,7 @@ from prunegrad_lite.benchmarks.removal import (
     ORDERS,
     REPLACEMENTS,
     check_fractions,
+    fraction_label,
     rank_pixels,
     removal_masks,
     remove_pixels,
@@ -162,10 +163,6 @@ def perturbation_curves(
     return change
 
 
-def _pct(fraction: float) -> str:
-    return f"{100 * fraction:g}%"
-
-
 def pixel_perturbation(
     model: nn.Module,
     images: Tensor,
@@ -255,7 +252,7 @@ def pixel_perturbation(
                         order,
                         j,
                         f,
-                        _pct(f),
+                        fraction_label(f),
                         float(m[i, j]),
                         float(s[i, j]),
                         int(k[i, j]),
@@ -266,7 +263,7 @@ def pixel_perturbation(
                 Score(name, f"{order}_auc", float(am), float(asd), int(an), better[order])
             )
             for j in sorted({0, len(config.fractions) - 1}):
-                label = f"{order}@{_pct(config.fractions[j])}"
+                label = f"{order}@{fraction_label(config.fractions[j])}"
                 scores.append(
                     Score(name, label, float(m[i, j]), float(s[i, j]), int(k[i, j]), better[order])
                 )

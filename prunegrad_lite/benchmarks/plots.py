@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from prunegrad_lite.benchmarks.removal import fraction_label
 from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.figures import plot_method_grid
 from prunegrad_lite.maps import clip_percentile, to_display_image
@@ -125,7 +126,7 @@ def plot_curves(
             ax.set_xticks(range(len(labels)))
             ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
         elif labels is not None and result.benchmark == "pixel":
-            ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:g}%")
+            ax.xaxis.set_major_formatter(lambda v, _: fraction_label(v))
         elif labels is not None:
             ax.set_xticks(x)
             ax.set_xticklabels([lab.split(" ")[0] for lab in labels])

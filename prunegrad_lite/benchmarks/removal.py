@@ -35,6 +35,7 @@ __all__ = [
     "ORDERS",
     "REPLACEMENTS",
     "check_fractions",
+    "fraction_label",
     "num_removed",
     "rank_pixels",
     "removal_masks",
@@ -61,6 +62,11 @@ def check_fractions(fractions: float | Sequence[float]) -> tuple[float, ...]:
     if bad:
         raise ValueError(f"fractions must lie strictly between 0 and 1, got {bad}")
     return tuple(sorted({float(f) for f in values}))
+
+
+def fraction_label(fraction: float) -> str:
+    """A fraction as the benchmarks label it: ``0.1`` -> ``"10%"``."""
+    return f"{100 * fraction:g}%"
 
 
 def num_removed(fraction: float, num_pixels: int) -> int:

@@ -64,7 +64,12 @@ from prunegrad_lite.benchmarks.attribution_maps import (
     options_for,
     predict,
 )
-from prunegrad_lite.benchmarks.removal import check_fractions, num_removed, rank_pixels
+from prunegrad_lite.benchmarks.removal import (
+    check_fractions,
+    fraction_label,
+    rank_pixels,
+    removal_masks,
+)
 from prunegrad_lite.benchmarks.results import (
     BenchmarkResult,
     CurvePoint,
@@ -73,7 +78,7 @@ from prunegrad_lite.benchmarks.results import (
     mean_std,
     write_text,
 )
-from prunegrad_lite.training import TrainConfig, atomic_write, train_model
+from prunegrad_lite.training import TrainConfig, atomic_write, tensor_pair, train_model
 
 __all__ = [
     "DEFAULT_ROAR_FRACTIONS",
@@ -160,9 +165,8 @@ def mask_top_pixels(images: Tensor, rank: Tensor, fraction: float, fill: Tensor)
     -------
     >>> mask_top_pixels(x, rank, 0.5, x.mean(dim=(0, 2, 3)))      # (N, C, H, W)
     """
-    n, c, h, w = images.shape
-    k = num_removed(fraction, h * w)
-    removed = (rank < k).view(n, 1, h, w)  # (N, 1, H, W)
+    c, h, w = images.shape[1:]
+    removed = removal_masks(rank, [fraction], "morf", (h, w))[0].unsqueeze(1)  # (N, 1, H, W)
     return torch.where(removed, fill.view(1, c, 1, 1).to(images), images)
 
 
@@ -178,10 +182,8 @@ def removal_mask_images(
     -------
     >>> removal_mask_images(rank, 0.5, 1, (28, 28)).mean()      # 0.5: half the pixels removed
     """
-    h, w = size
-    n = rank.shape[0]
-    removed = (rank < num_removed(fraction, h * w)).view(n, 1, h, w).float()
-    return removed.expand(n, channels, h, w).contiguous()
+    removed = removal_masks(rank, [fraction], "morf", size)[0].unsqueeze(1)  # (N, 1, H, W)
+    return removed.float().expand(-1, channels, -1, -1).contiguous()
 
 
 def _load_or_compute_ranks(
@@ -371,19 +373,10 @@ def _qualname(cls: type) -> str:
 
 
 def _pair(data: Any, what: str) -> tuple[Tensor, Tensor]:
-    if hasattr(data, "images") and hasattr(data, "labels"):
-        images, labels = data.images, data.labels
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        images, labels = data
-    else:
-        raise ValueError(f"{what} must have .images and .labels or be an (images, labels) pair")
-    if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels) or not len(images):
-        raise ValueError(f"{what}: expected images (N, C, H, W) and labels (N,) with N > 0")
+    images, labels = tensor_pair(data, what)  # checks the shapes
+    if not len(images):
+        raise ValueError(f"{what} holds no images")
     return images.detach().float().cpu(), labels.detach().long().cpu()
-
-
-def _pct(fraction: float) -> str:
-    return f"{100 * fraction:g}%"
 
 
 def _result(
@@ -408,7 +401,7 @@ def _result(
             [[acc[(name, f, s, "roar")] for f in config.fractions] for s in seeds]
         )  # (S, F)
         points = [] if base is None else [(0.0, "0% (reference)", base)]
-        points += [(f, _pct(f), table[:, j]) for j, f in enumerate(config.fractions)]
+        points += [(f, fraction_label(f), table[:, j]) for j, f in enumerate(config.fractions)]
         for step, (x, label, values) in enumerate(points):
             m, sd, n = mean_std(values)
             curves.append(
@@ -419,17 +412,30 @@ def _result(
             scores.append(Score(name, "roar_auc", float(am), float(asd), int(an), "lower"))
         for j, f in enumerate(config.fractions):
             m, sd, n = mean_std(table[:, j])
-            scores.append(Score(name, f"acc@{_pct(f)}", float(m), float(sd), int(n), "lower"))
-    for name in names if config.mask_only else []:
+            scores.append(
+                Score(name, f"acc@{fraction_label(f)}", float(m), float(sd), int(n), "lower")
+            )
+    mask_only_names = names if config.mask_only else []
+    for name in mask_only_names:
         for step, f in enumerate(config.fractions):
             values = torch.tensor([acc[(name, f, s, "mask_only")] for s in seeds])
             m, sd, n = mean_std(values)
             curves.append(
                 CurvePoint(
-                    name, "accuracy", "mask_only", step, f, _pct(f), float(m), float(sd), int(n)
+                    name,
+                    "accuracy",
+                    "mask_only",
+                    step,
+                    f,
+                    fraction_label(f),
+                    float(m),
+                    float(sd),
+                    int(n),
                 )
             )
-            scores.append(Score(name, f"mask_only@{_pct(f)}", float(m), float(sd), int(n), "lower"))
+            scores.append(
+                Score(name, f"mask_only@{fraction_label(f)}", float(m), float(sd), int(n), "lower")
+            )
     settings: dict[str, Any] = {
         "fractions": list(config.fractions),
         "seeds": list(seeds),

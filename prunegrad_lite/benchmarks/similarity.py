@@ -197,17 +197,11 @@ def map_similarities(
             a, b = mag_a, mag_b
             out[measure] = hog_correlation(normalize_map(mag_a), normalize_map(mag_b))
         if constant_value is not None:
-            became_constant = torch.from_numpy((_is_constant(a) == 0) & (_is_constant(b) == 1))
+            became_constant = ~constant_maps(a) & constant_maps(b)
             out[measure] = torch.where(
                 became_constant, torch.full_like(out[measure], constant_value), out[measure]
             )
     return out
-
-
-def _is_constant(maps: Tensor) -> np.ndarray:
-    """1 where a map (N, ...) holds a single value everywhere, else 0; (N,) int."""
-    flat = _flat64(maps)
-    return (flat.max(1) == flat.min(1)).astype(np.int64)
 
 
 def constant_maps(maps: Tensor) -> Tensor:
@@ -218,4 +212,5 @@ def constant_maps(maps: Tensor) -> Tensor:
     >>> constant_maps(torch.zeros(2, 1, 4, 4))
     tensor([True, True])
     """
-    return torch.from_numpy(_is_constant(maps) == 1)
+    flat = _flat64(maps)
+    return torch.from_numpy(flat.max(1) == flat.min(1))
