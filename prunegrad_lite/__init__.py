@@ -88,6 +88,7 @@ from prunegrad_lite.training import (
     train_model,
 )
 from prunegrad_lite.lesson_figures import (
+    plot_ablation_check,
     plot_channel_scores,
     plot_examples,
     plot_kept_per_site,
@@ -100,6 +101,7 @@ from prunegrad_lite.lesson_figures import (
 )
 from prunegrad_lite.lessons import (
     COURSE_PRESET,
+    AblationCheck,
     CascadingMaps,
     CourseResults,
     LayerStats,
@@ -125,6 +127,7 @@ from prunegrad_lite.lessons import (
     roar_images,
     sparsity_maps,
     taylor_parts,
+    taylor_vs_ablation,
     top_channels,
 )
 from prunegrad_lite.teaching import environment, markdown, pick, prediction_labels, smoke_mode
@@ -144,6 +147,7 @@ from prunegrad_lite.widgets import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AblationCheck",
     "DEFAULT_SPARSITY",
     "METHODS",
     "ActivationSite",
@@ -225,6 +229,7 @@ __all__ = [
     "plot_pruning_sweep",
     "plot_removed_pixels",
     "plot_scores",
+    "plot_ablation_check",
     "plot_taylor_parts",
     "COURSE_PRESET",
     "CascadingMaps",
@@ -252,6 +257,7 @@ __all__ = [
     "roar_images",
     "sparsity_maps",
     "taylor_parts",
+    "taylor_vs_ablation",
     "top_channels",
     "environment",
     "markdown",

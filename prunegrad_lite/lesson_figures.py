@@ -20,11 +20,12 @@ from torch import Tensor
 
 from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.figures import MAGNITUDE_CMAP, SIGNED_CMAP
-from prunegrad_lite.lessons.neurons import TaylorParts, layer_score_stats
+from prunegrad_lite.lessons.neurons import AblationCheck, TaylorParts, layer_score_stats
 from prunegrad_lite.lessons.perturbation import PerturbationGains
 from prunegrad_lite.lessons.pruning import PruningSweep
 
 __all__ = [
+    "plot_ablation_check",
     "plot_channel_scores",
     "plot_examples",
     "plot_kept_per_site",
@@ -397,4 +398,47 @@ def plot_scores(result: BenchmarkResult, score: str) -> Figure:
     ax.set_xlabel(f"{score} (mean ± std over {rows[0].n} {unit})")
     better = rows[0].better or "neither"
     ax.set_title(f"{result.benchmark} on {result.model}: {score} ({better} is better)", fontsize=9)
+    return fig
+
+
+def plot_ablation_check(check: AblationCheck) -> Figure:
+    """True logit drop of removing one neuron against its Taylor estimate ``a dS_c/da`` (notebook 01).
+
+    Left: signed, with the line ``y = x`` where the estimate is exact. Right: magnitudes on log
+    axes (what PruneGrad ranks by), with the rank correlation in the title.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), layout="constrained")
+    est, true = check.taylor, check.true_change
+    lim = float(max(np.abs(est).max(), np.abs(true).max(), 1e-12)) * 1.05
+    ax = axes[0]
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.axvline(0, color="0.8", lw=0.8)
+    ax.plot([-lim, lim], [-lim, lim], color="0.4", lw=1, ls="--", label="y = x (estimate exact)")
+    ax.scatter(est, true, s=12, alpha=0.7)
+    ax.set(
+        xlim=(-lim, lim),
+        ylim=(-lim, lim),
+        xlabel="Taylor estimate a dS_c/da (logit units)",
+        ylabel="true drop S_c - S_c(a -> 0) (logit units)",
+        title="signed",
+    )
+    ax.legend(loc="upper left", fontsize=8)
+    ax = axes[1]
+    floor = 1e-9
+    ax.scatter(np.maximum(np.abs(est), floor), np.maximum(np.abs(true), floor), s=12, alpha=0.7)
+    lo = max(
+        floor, float(min(np.abs(est)[np.abs(est) > 0].min(), np.abs(true)[np.abs(true) > 0].min()))
+    )
+    ax.plot([lo, lim], [lo, lim], color="0.4", lw=1, ls="--")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="score |a dS_c/da|",
+        ylabel="|true drop|",
+        title=f"magnitudes: Spearman {check.spearman:.2f}",
+    )
+    fig.suptitle(
+        f"{len(est)} active neurons removed one at a time (class {check.target}, "
+        f"logit {check.logit:.2f})"
+    )
     return fig

@@ -20,11 +20,13 @@ from prunegrad_lite.lessons.comparison import (
     format_timings,
 )
 from prunegrad_lite.lessons.neurons import (
+    AblationCheck,
     LayerStats,
     TaylorParts,
     format_layer_stats,
     layer_score_stats,
     taylor_parts,
+    taylor_vs_ablation,
     top_channels,
 )
 from prunegrad_lite.lessons.perturbation import (
@@ -45,6 +47,7 @@ from prunegrad_lite.lessons.reproduction import (
 )
 
 __all__ = [
+    "AblationCheck",
     "COURSE_PRESET",
     "CascadingMaps",
     "CourseResults",
@@ -72,5 +75,6 @@ __all__ = [
     "roar_images",
     "sparsity_maps",
     "taylor_parts",
+    "taylor_vs_ablation",
     "top_channels",
 ]
