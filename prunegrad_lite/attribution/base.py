@@ -288,7 +288,12 @@ def input_gradient(
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)
         # the model gets a non-leaf copy: a first in-place op (nn.ReLU(inplace=True)) is allowed
-        logits = model(x.clone())  # (N, K)
+        logits = _check_logits(model(x.clone()))  # (N, K)
+        if logits.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"the model returned {logits.shape[0]} rows of logits for {x.shape[0]} inputs: "
+                "its forward must keep the batch dimension (one row of class scores per input)"
+            )
         (grad,) = torch.autograd.grad(
             target_scores(logits, target).sum(), x, create_graph=create_graph
         )
