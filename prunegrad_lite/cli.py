@@ -2,8 +2,10 @@
 
 Each subcommand is a :class:`Command` in ``COMMANDS``: a function that adds its arguments and a
 function that runs it and returns the exit code. Adding one is two small functions and one line.
-Expected errors (bad arguments, missing data, ``ValueError``) print one clear line to stderr and
-return a non-zero code; anything else is a bug and keeps its traceback.
+Every error ends the command with one readable line on stderr and a non-zero exit code (1; 2 for
+bad arguments, 130 when interrupted); an unexpected one (a bug, or an input nothing checked)
+says so. ``--debug`` (before or after the command) or ``PRUNEGRAD_LITE_DEBUG=1`` prints the
+traceback as well. Output paths (``--out``) are checked for writability before any work.
 
 Example
 -------
@@ -21,6 +23,8 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +35,40 @@ import torch
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
 PROG = "prunegrad-lite"
+DEBUG_ENV = "PRUNEGRAD_LITE_DEBUG"  # "1": print the traceback of an error as well
+
+
+def check_writable_folder(folder: Path, option: str = "--out") -> Path:
+    """Create ``folder`` if needed and prove it takes a file (a real write, not ``os.access``,
+    which says yes to root even on a read-only mount); raise a ``ValueError`` saying why not."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {folder} is a file, not a folder: give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"{option} {folder}: cannot write there ({err.strerror or err}): "
+            "give a folder you can write to"
+        ) from err
+    return folder
+
+
+def check_writable_file(path: Path, option: str = "--out", suffix: str | None = None) -> Path:
+    """The output file ``path`` (``suffix`` appended when it has none), its folder checked for
+    writability and the file itself, when it exists, for being a writable file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        example = path / f"out{suffix or ''}"
+        raise ValueError(f"{option} {path} is a folder: give a file such as {example}")
+    if suffix and not path.suffix:
+        path = path.with_name(path.name + suffix)
+    check_writable_folder(path.parent, option)
+    if path.exists() and (path.is_dir() or not os.access(path, os.W_OK)):
+        raise ValueError(f"{option} {path}: cannot overwrite it: give another path")
+    return path
 
 
 @dataclass(frozen=True)
@@ -183,9 +221,7 @@ def _train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.out.is_dir():
         raise ValueError(f"--out {args.out} is a folder: give a file such as {args.out / 'a.pt'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)  # fail now rather than after training
-    if not os.access(args.out.parent, os.W_OK):
-        raise ValueError(f"--out: cannot write to the folder {args.out.parent}")
+    check_writable_file(args.out)  # fail now rather than after training
     train = load_dataset(args.dataset, split="train", subset=not args.full)
     test = load_dataset(args.dataset, split="test", subset=not args.full)
     images, labels = train.images, train.labels  # (N, C, H, W), (N,)
@@ -264,6 +300,8 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 def _reproduce(args: argparse.Namespace) -> int:
     from prunegrad_lite.benchmarks.reproduce import run_cli
 
+    check_writable_folder(args.out)  # fail now rather than after the first benchmark
+
     return run_cli(args)
 
 
@@ -280,8 +318,8 @@ def _explain_arguments(parser: argparse.ArgumentParser) -> None:
         "--index",
         type=int,
         nargs="+",
-        default=[0, 1, 2, 3],
-        help="test-subset images to explain (fashion_mnist)",
+        default=None,
+        help="test-subset images to explain (fashion_mnist; default 0 1 2 3)",
     )
     parser.add_argument(
         "--photo",
@@ -304,13 +342,25 @@ def _explain_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default=None, help="cpu, cuda, ... (default: CUDA if available)"
     )
     parser.add_argument(
-        "--out", default="prunegrad_maps.png", help="where to write the figure (PNG)"
+        "--out",
+        default="prunegrad_maps.png",
+        help="where to write the figure (.png added when the name has no extension; "
+        "also .pdf, .svg, ...)",
     )
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from matplotlib.figure import Figure
+
     from prunegrad_lite.explain import explain_examples
 
+    out = check_writable_file(Path(args.out), suffix=".png")  # before any work
+    formats = Figure().canvas.get_supported_filetypes()
+    if out.suffix.lower().lstrip(".") not in formats:
+        raise ValueError(
+            f"--out {out}: matplotlib cannot write {out.suffix!r} files; "
+            f"use one of {', '.join('.' + f for f in sorted(formats))}"
+        )
     result = explain_examples(
         args.model,
         indices=args.index,
@@ -319,8 +369,6 @@ def _explain(args: argparse.Namespace) -> int:
         sparsity=args.sparsity,
         device=args.device,
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     result.figure.savefig(out, dpi=120, bbox_inches="tight")
     print(result.explanation.layer_table(0))
     for n, label in enumerate(result.labels):
@@ -354,10 +402,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="PruneGrad attribution and its benchmarks, for teaching."
     )
+    debug_help = f"print the traceback of an error too (or set {DEBUG_ENV}=1)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+        sub_parser = sub.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(sub_parser)
+        sub_parser.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help
+        )
     return parser
+
+
+def _one_line(err: BaseException) -> str:
+    """The error as one readable line: its message (whitespace collapsed), else its type."""
+    text = " ".join(str(err).split())
+    if isinstance(err, KeyError) and len(err.args) == 1:
+        text = repr(err.args[0])
+    expected = isinstance(err, (ValueError, TypeError, OSError, ImportError, RuntimeError))
+    if not text or not expected:
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    if not expected:
+        text += f" (unexpected; rerun with --debug or {DEBUG_ENV}=1 for the traceback)"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -368,11 +435,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # argparse has printed usage and the message (or the help)
         return stop.code if isinstance(stop.code, int) else 2
     args.argv = None if argv is None else list(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return COMMANDS[args.command].run(args)
-    except (ValueError, OSError, ImportError) as err:  # includes DataError, WeightsUnavailableError
-        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # every error: one line (the traceback too with --debug)
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG} {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 1

@@ -715,6 +715,12 @@ def load_dataset(
         )
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if not isinstance(subset, (bool, np.bool_)):
+        raise TypeError(
+            f"subset must be True (the shipped subset) or False (the full set), "
+            f"got {subset!r} ({type(subset).__name__})"
+        )
+    subset = bool(subset)
     folder = Path(root).expanduser() if root is not None else None
     if key == "fashion_mnist":
         images, labels, classes = _load_fashion_mnist(split, subset, folder, download)

@@ -19,7 +19,7 @@ from prunegrad_lite.figures import plot_method_grid
 from prunegrad_lite.maps import clip_percentile, to_display_image
 from prunegrad_lite.models import load_model, model_info
 
-__all__ = ["ExplainResult", "explain_examples"]
+__all__ = ["EXPLAIN_MODELS", "ExplainResult", "explain_examples"]
 
 
 @dataclass
@@ -32,9 +32,10 @@ class ExplainResult:
     labels: list[str]  # one row label per image
 
 
-def _inputs(model_name: str, indices: Sequence[int], photos: Sequence[str] | None):
+def _inputs(model_name: str, indices: Sequence[int] | None, photos: Sequence[str] | None):
     """(inputs (N, C, H, W), display images, class names, true labels or None)."""
     if model_name == "fashion_mnist":
+        indices = DEFAULT_INDICES if indices is None else indices
         data = load_dataset("fashion_mnist", split="test")
         if any(not 0 <= i < len(data) for i in indices):
             raise ValueError(f"--index must be in 0..{len(data) - 1} (the shipped test subset)")
@@ -45,15 +46,64 @@ def _inputs(model_name: str, indices: Sequence[int], photos: Sequence[str] | Non
         info = model_info(model_name).preprocessing
         display = to_display_image(x, info.mean, info.std)  # [0, 1] pixel units
         return x, display, imagenet_classes(), None
-    raise ValueError(
+    raise ValueError(  # (explain_examples checks the name first; kept for direct calls)
         f"explain works on the offline models 'fashion_mnist' and 'efficientnet_lite0', "
         f"got {model_name!r}; for your own model use prunegrad_lite.PruneGrad directly"
     )
 
 
+DEFAULT_INDICES = (0, 1, 2, 3)
+EXPLAIN_MODELS = ("fashion_mnist", "efficientnet_lite0")
+
+
+def _check_request(
+    model_name: str,
+    indices: Sequence[int] | None,
+    photos: Sequence[str] | None,
+    methods: Sequence[str],
+    sparsity: float | None,
+) -> None:
+    """Refuse a request that cannot be honoured before any model is loaded or map computed."""
+    from prunegrad_lite.attribution.pruning import check_sparsity
+    from prunegrad_lite.attribution.registry import METHODS
+
+    if model_name not in EXPLAIN_MODELS:
+        raise ValueError(
+            f"explain works on the offline models 'fashion_mnist' and 'efficientnet_lite0', "
+            f"got {model_name!r}; for your own model use prunegrad_lite.PruneGrad directly"
+        )
+    if model_name == "fashion_mnist" and photos:
+        raise ValueError(
+            "photos (--photo) are for the ImageNet model efficientnet_lite0; the Fashion-MNIST "
+            "model explains test-subset images chosen with indices (--index)"
+        )
+    if model_name == "efficientnet_lite0" and indices is not None:
+        raise ValueError(
+            "indices (--index) choose Fashion-MNIST test images; for efficientnet_lite0 "
+            "choose photographs with photos (--photo)"
+        )
+    if indices is not None:
+        if isinstance(indices, (str, bytes)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in indices
+        ):
+            raise TypeError(f"indices must be a sequence of ints, got {indices!r}")
+        if not indices:
+            raise ValueError("indices is empty: give at least one image index")
+    if not methods:
+        raise ValueError(f"give at least one method; known: {', '.join(METHODS)}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(
+            f"unknown attribution method(s) {', '.join(map(repr, unknown))}; "
+            f"known methods: {', '.join(METHODS)}"
+        )
+    if sparsity is not None:
+        check_sparsity(sparsity)
+
+
 def explain_examples(
     model_name: str = "fashion_mnist",
-    indices: Sequence[int] = (0, 1, 2, 3),
+    indices: Sequence[int] | None = None,
     photos: Sequence[str] | None = None,
     methods: Sequence[str] = ("gradient", "integrated_gradients", "gradcam", "prunegrad"),
     sparsity: float | None = None,
@@ -61,8 +111,10 @@ def explain_examples(
 ) -> ExplainResult:
     """Explain the shipped model's predictions on a few images with several methods.
 
-    ``model_name`` "fashion_mnist" takes test-subset images by ``indices``; "efficientnet_lite0"
-    takes the real photographs named in ``photos`` (default: all of them). ``sparsity`` None
+    ``model_name`` "fashion_mnist" takes test-subset images by ``indices`` (default 0..3);
+    "efficientnet_lite0" takes the real photographs named in ``photos`` (default: all of them).
+    Giving ``photos`` to the first or ``indices`` to the second is an error, as are unknown
+    method names and a sparsity outside [0, 1): all checked before any work. ``sparsity`` None
     uses the model's calibrated default. Every map explains the predicted class.
 
     Example
@@ -70,6 +122,8 @@ def explain_examples(
     >>> result = explain_examples("fashion_mnist", indices=[0, 1])
     >>> result.figure.savefig("maps.png"); print(result.explanation.layer_table())
     """
+    methods = list(methods)
+    _check_request(model_name, indices, photos, methods, sparsity)
     model = load_model(model_name, device=device)
     x, display, classes, labels = _inputs(model_name, indices, photos)
     explanation = PruneGrad(model, sparsity).explain(x)

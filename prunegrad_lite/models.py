@@ -302,7 +302,16 @@ def _fashion_weights(weights: str | os.PathLike) -> tuple[dict[str, torch.Tensor
         from prunegrad_lite.data import fetch
 
         weights = fetch("fashion_resnet")
-    checkpoint = load_checkpoint(weights)  # torch.load(weights_only=True)
+    try:
+        checkpoint = load_checkpoint(weights)  # torch.load(weights_only=True)
+    except (ValueError, OSError):
+        raise
+    except Exception as err:  # a text file, a truncated or foreign file: torch.load's own error
+        raise ValueError(
+            f"weights {str(weights)!r} cannot be read as a prunegrad_lite checkpoint "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no message'}): "
+            "give a .pt file written by `prunegrad-lite train` (or 'default')"
+        ) from err
     architecture = checkpoint.meta.get("architecture", {})
     keys = ("in_channels", "num_classes", "width")
     return checkpoint.state_dict, {k: int(architecture[k]) for k in keys if k in architecture}

@@ -18,11 +18,19 @@ it, and the value the handler saw is never modified afterwards (its gradient sta
 A second, scoped set of forward hooks keeps a stack of the modules being run, only to give each
 site a readable name such as ``layer1.0.relu`` or ``layer1.0.relu#2`` (second call of the module).
 Everything registered is removed when the block ends, even when it raised.
+
+Threads: the per-call state (the site list, the names, where a forward pass starts) belongs to
+the calling thread. Torch's function-mode stack is per thread, so a mode only ever sees its own
+thread's calls; the hooks on the (possibly shared) model act only for the thread whose block
+registered them (a thread-local registry of the active blocks), so several threads can explain
+one model at the same time and each gets exactly its single-threaded maps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -31,7 +39,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["ActivationSite", "NoActivationError", "count_activation_sites", "intercept_activations"]
+__all__ = [
+    "ActivationSite",
+    "NoActivationError",
+    "UnhandledActivationWarning",
+    "count_activation_sites",
+    "intercept_activations",
+]
 
 
 class NoActivationError(ValueError):
@@ -112,9 +126,31 @@ def _activate(kind: str, x: Tensor) -> Tensor:
 
 Handler = Callable[[ActivationSite, Tensor], Tensor]
 
+# Activation functions that are *not* ReLU-family (by the name of the function torch dispatches):
+# their neurons are neither scored nor pruned, nor guided; a model calling them is warned about.
+_OTHER_ACTIVATIONS = frozenset(
+    {
+        "leaky_relu", "leaky_relu_", "prelu", "rrelu", "rrelu_", "elu", "elu_", "selu",
+        "selu_", "celu", "celu_", "gelu", "silu", "mish", "hardswish", "hardtanh", "hardtanh_",
+        "softplus",
+    }
+)  # fmt: skip
+
+
+class UnhandledActivationWarning(UserWarning):
+    """A model calls activations that are not ReLU-family (LeakyReLU, GELU, ...): not intercepted."""
+
+
+_warned: set[tuple[str, tuple[str, ...]]] = set()  # (model class, kinds): warn once each
+_warned_lock = threading.Lock()
+
 
 class _Interceptor(TorchFunctionMode):
-    """Routes every ReLU-family call to ``handler`` and numbers the calls."""
+    """Routes every ReLU-family call to ``handler`` and numbers the calls.
+
+    One instance belongs to one ``with`` block in one thread: torch keeps the function-mode
+    stack per thread, so ``__torch_function__`` only sees calls made by that thread.
+    """
 
     def __init__(self, handler: Handler, module_stack: list[str]) -> None:
         super().__init__()
@@ -122,6 +158,7 @@ class _Interceptor(TorchFunctionMode):
         self.module_stack = module_stack
         self.sites: list[ActivationSite] = []
         self._name_counts: dict[str, int] = {}
+        self.other: dict[str, int] = {}  # non-ReLU-family activation calls by function name
 
     def new_pass(self) -> None:
         """A new top-level forward pass: number its calls from 0 again."""
@@ -139,6 +176,9 @@ class _Interceptor(TorchFunctionMode):
         kwargs = kwargs or {}
         parsed = _parse_call(func, args, kwargs)
         if parsed is None:
+            name = getattr(func, "__name__", None)
+            if name in _OTHER_ACTIVATIONS:
+                self.other[name] = self.other.get(name, 0) + 1
             return func(*args, **kwargs)
         kind, x, in_place = parsed
         # Out of place, so the handler's tensor stays intact. ReLU6 (hardtanh) saves its input
@@ -152,23 +192,83 @@ class _Interceptor(TorchFunctionMode):
         return out
 
 
-def _name_hooks(model: nn.Module, stack: list[str]) -> list:
-    """Forward hooks that keep ``stack`` equal to the path of the module now running."""
+# The interceptors whose ``with`` block is open, per thread. Hooks on a shared model fire in
+# every thread that runs it; each hook acts only when its own interceptor is open in the
+# thread running the hook, so one thread's forward pass never touches another thread's state.
+_local = threading.local()
+
+
+def _open_modes() -> list[_Interceptor]:
+    modes = getattr(_local, "modes", None)
+    if modes is None:
+        modes = _local.modes = []
+    return modes
+
+
+def _is_open(mode: _Interceptor) -> bool:
+    return any(m is mode for m in _open_modes())
+
+
+def _name_hooks(model: nn.Module, mode: _Interceptor) -> list:
+    """Forward hooks that keep ``mode.module_stack`` equal to the path of the module now running."""
     handles = []
+    stack = mode.module_stack
     for path, module in model.named_modules():
         is_act = isinstance(module, _ACTIVATION_MODULES)
         label = (path or "<model>") if is_act else f"{path or '<model>'}/relu"
 
         def pre(mod, inputs, _label=label):
-            stack.append(_label)
+            if _is_open(mode):
+                stack.append(_label)
 
         def post(mod, inputs, output, _label=label):
-            if stack and stack[-1] == _label:
+            if _is_open(mode) and stack and stack[-1] == _label:
                 stack.pop()
 
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post, always_call=True))
     return handles
+
+
+def _check_interceptable(model: nn.Module) -> None:
+    """Refuse models whose activation calls cannot be seen (compiled TorchScript)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    scripted = [
+        name or "<model>"
+        for name, m in model.named_modules()
+        if isinstance(m, torch.jit.ScriptModule)
+    ]
+    if scripted:
+        raise TypeError(
+            f"{type(model).__name__} is (or contains, at {', '.join(scripted[:3])}) a TorchScript "
+            "module (torch.jit.trace / torch.jit.script): its compiled graph calls ReLU without "
+            "going through Python, so its activations cannot be intercepted and PruneGrad, "
+            "Guided Backprop and Grad-CAM would silently see none or only some of them. Explain "
+            "the original Python nn.Module instead (the one you traced)."
+        )
+
+
+def _warn_other_activations(model: nn.Module, mode: _Interceptor) -> None:
+    if not mode.other:
+        return
+    kinds = tuple(sorted(mode.other))
+    key = (type(model).__qualname__, kinds)
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    calls = ", ".join(
+        f"{k} ({mode.other[k]} call{'s' if mode.other[k] > 1 else ''})" for k in kinds
+    )
+    warnings.warn(
+        f"{type(model).__name__} also calls activations that are not ReLU-family: {calls}. "
+        "Only ReLU and ReLU6 are intercepted: the neurons of these are neither scored nor pruned "
+        "by PruneGrad, not guided by Guided Backprop and not used as Grad-CAM's default layer; "
+        "the maps treat them as a fixed part of the network. (Warned once per model class.)",
+        UnhandledActivationWarning,
+        stacklevel=4,
+    )
 
 
 @contextlib.contextmanager
@@ -183,7 +283,11 @@ def intercept_activations(
     same site indices.
     ``handler(site, output)`` returns the tensor passed on (default: ``output`` unchanged).
     ``names=False`` skips the naming hooks (sites are then called ``site3`` and so on) for speed.
-    Nothing stays registered after the block, even when it raised.
+    Nothing stays registered after the block, even when it raised. Thread-safe: the block and
+    its sites belong to the calling thread, other threads may run the same model meanwhile.
+    A TorchScript model raises a ``TypeError`` (its activations cannot be seen), and calls of
+    non-ReLU-family activations (LeakyReLU, GELU, ...) give one
+    :class:`UnhandledActivationWarning` per model class.
 
     Example
     -------
@@ -191,18 +295,30 @@ def intercept_activations(
     ...     model(x)
     >>> [s.name for s in sites]
     """
+    _check_interceptable(model)
     handler = handler or (lambda site, out: out)
-    stack: list[str] = []
-    mode = _Interceptor(handler, stack)
+    mode = _Interceptor(handler, [])
     if not names:
         mode._site_name = lambda: f"site{len(mode.sites)}"  # type: ignore[method-assign]
-    handles = [model.register_forward_pre_hook(lambda mod, inputs: mode.new_pass())]
-    if names:
-        handles += _name_hooks(model, stack)
+
+    def new_pass(mod, inputs):
+        if _is_open(mode):  # only the thread whose block this is
+            mode.new_pass()
+
+    handles = [model.register_forward_pre_hook(new_pass)]
+    open_modes = _open_modes()
+    open_modes.append(mode)
     try:
+        if names:
+            handles += _name_hooks(model, mode)
         with mode:
             yield mode.sites
+        _warn_other_activations(model, mode)
     finally:
+        for i in range(len(open_modes) - 1, -1, -1):
+            if open_modes[i] is mode:
+                del open_modes[i]
+                break
         for h in handles:
             h.remove()
 

@@ -33,15 +33,40 @@ __all__ = [
 TargetLike = int | Sequence[int] | Tensor | None
 
 
+def _check_module(model: object) -> None:
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        raise TypeError(
+            f"model must be a torch.nn.Module instance, got the class {model.__name__}: "
+            f"build it first, e.g. {model.__name__}(...).eval(), and load its weights"
+        )
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
 def check_model(model: nn.Module) -> None:
     """Refuse what the methods cannot explain faithfully: non-modules and models in train mode.
 
     In train mode BatchNorm mixes the samples of a batch (one image's map would depend on the
     others) and updates its running statistics (the call would change the model), and Dropout
     makes every map random. We refuse rather than silently switch modes: call ``model.eval()``.
+    Also refused, each with what to do: a model class instead of an instance, parameters on
+    the meta device (shapes without values) and parameters created inside
+    ``torch.inference_mode()`` (they can take no part in a gradient).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_module(model)
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(t.is_meta for t in tensors):
+        raise ValueError(
+            f"{type(model).__name__} has parameters on the meta device (shapes without values): "
+            "materialise it first, e.g. model.to_empty(device='cpu') and then "
+            "model.load_state_dict(weights)"
+        )
+    if any(t.is_inference() for t in tensors):
+        raise ValueError(
+            f"{type(model).__name__} has parameters or buffers created inside "
+            "torch.inference_mode() (inference tensors), which can take no part in a gradient: "
+            "build or load the model outside inference_mode (torch.no_grad() is fine)"
+        )
     training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
     if training:
         raise ValueError(
@@ -61,23 +86,54 @@ def _first_layer_channels(model: nn.Module) -> int | None:
     return None
 
 
-def check_inputs(model: nn.Module, inputs: Tensor) -> Tensor:
-    """Check a batch of inputs and return it, detached, on the model's device.
+def _model_dtype(model: nn.Module) -> torch.dtype | None:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return None
 
-    Raises a ``TypeError`` for a non-tensor or a non-floating dtype and a ``ValueError`` for a
-    missing batch dimension, a channel count the first convolution does not take, an empty batch
-    or NaN/inf values.
+
+def check_inputs(model: nn.Module, inputs: Tensor) -> Tensor:
+    """Check a batch of inputs and return a private copy on the model's device and dtype.
+
+    The copy is never the caller's tensor nor a view of it, so nothing a model does to it (an
+    in-place first ReLU, say) reaches the caller: the inputs are left untouched by every
+    method. Floating inputs of another dtype than the model's parameters (float16, bfloat16,
+    float64 for a float32 model) are converted to the model's dtype; inference-mode tensors are
+    copied into ordinary ones.
+
+    Raises a ``TypeError`` for a non-tensor, a sparse or a non-floating tensor and a
+    ``ValueError`` for a missing batch dimension, a channel count the first convolution does
+    not take, an empty batch, NaN/inf values, meta-device inputs or a call inside
+    ``torch.inference_mode()`` (where no gradient can be taken).
     """
     if not isinstance(inputs, Tensor):
+        hint = (
+            "; convert with torch.from_numpy(x).float()"
+            if type(inputs).__module__.startswith("numpy")
+            else ""
+        )
         raise TypeError(
             f"inputs must be a torch.Tensor of shape (N, C, H, W) or (N, features), "
-            f"got {type(inputs).__name__}"
+            f"got {type(inputs).__name__}{hint}"
+        )
+    if inputs.layout != torch.strided:
+        raise TypeError(
+            f"inputs must be a dense tensor, got layout {inputs.layout}: use inputs.to_dense()"
         )
     if not inputs.is_floating_point():
         raise TypeError(
             f"inputs must be floating point (normalised images), got dtype {inputs.dtype}; "
             "convert with inputs.float() and normalise as the model expects"
         )
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "called inside torch.inference_mode(), where no gradient can be computed: call "
+            "the attribution method outside that block (it runs without a graph anyway; "
+            "torch.no_grad() around it is fine)"
+        )
+    if inputs.is_meta:
+        raise ValueError("inputs are on the meta device (shapes without values): pass real tensors")
     channels = _first_layer_channels(model)
     if inputs.ndim < 2 or (
         channels is not None and inputs.ndim == 3 and inputs.shape[0] == channels
@@ -93,9 +149,35 @@ def check_inputs(model: nn.Module, inputs: Tensor) -> Tensor:
             f"inputs have {inputs.shape[1]} channels (shape {tuple(inputs.shape)}) but the "
             f"model's first convolution takes {channels}: pass (N, {channels}, H, W)"
         )
-    if not torch.isfinite(inputs).all():
+    if inputs.numel() and not torch.isfinite(inputs).all():
         raise ValueError("inputs contain NaN or infinite values: clean or re-normalise them")
-    return inputs.detach().to(model_device(model))
+    dtype = _model_dtype(model) or inputs.dtype
+    # copy=True: a new tensor even when device and dtype already match (never an alias)
+    return inputs.detach().to(device=model_device(model), dtype=dtype, copy=True)
+
+
+def _check_logits(logits: object) -> Tensor:
+    """The model's output, checked to be one tensor of class scores (N, K)."""
+    if not isinstance(logits, Tensor):
+        what = type(logits).__name__
+        keys = f" with keys {list(logits)[:5]}" if isinstance(logits, dict) else ""
+        raise TypeError(
+            f"the model returned a {what}{keys}, not one tensor of class scores (N, K): "
+            "attribution needs a model whose forward returns the logits; wrap it, e.g. "
+            "a module whose forward returns model(x)[0] or model(x)['logits']"
+        )
+    if logits.ndim != 2 or not logits.is_floating_point():
+        hint = (
+            ": for a one-score model return torch.stack([-s, s], dim=1) (two classes) "
+            "or s.unsqueeze(1) with target=0"
+            if logits.ndim == 1
+            else ": reduce it to one score per class and sample first"
+        )
+        raise ValueError(
+            f"the model returned a {logits.dtype} tensor of shape {tuple(logits.shape)}, but "
+            f"attribution needs floating class scores (logits) of shape (N, K){hint}"
+        )
+    return logits
 
 
 def resolve_target(target: TargetLike, logits: Tensor) -> Tensor:
@@ -103,15 +185,32 @@ def resolve_target(target: TargetLike, logits: Tensor) -> Tensor:
 
     ``None`` picks the predicted class (argmax of ``logits``, shape (N, K)).
     """
+    logits = _check_logits(logits)
     n, k = logits.shape[0], logits.shape[-1]
     if target is None:
         return logits.detach().argmax(dim=-1)
     if isinstance(target, bool):
         raise TypeError("target must be an int, a sequence of ints or a tensor, not a bool")
+    if isinstance(target, (str, bytes)):
+        raise TypeError(
+            f"target must be a class index (int), a sequence of them or a tensor, got the "
+            f"string {target!r}: look the index up in the class list, e.g. "
+            "classes.index(name)"
+        )
     if isinstance(target, int):
+        if not 0 <= target < k:
+            raise ValueError(
+                f"target class {target} is out of range: the model has {k} classes (0..{k - 1})"
+            )
         t = torch.full((n,), target, dtype=torch.long, device=logits.device)
     else:
-        t = torch.as_tensor(target, device=logits.device)
+        try:
+            t = torch.as_tensor(target, device=logits.device)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as err:
+            raise TypeError(
+                f"target must be an int, a sequence of ints or a tensor of class indices "
+                f"(0..{k - 1}), got {type(target).__name__} ({err})"
+            ) from err
         if t.is_floating_point() or t.dtype == torch.bool:
             raise TypeError(f"target must hold integer class indices, got dtype {t.dtype}")
         t = t.long().reshape(-1) if t.ndim == 0 else t.long()
@@ -136,7 +235,17 @@ def resolve_target(target: TargetLike, logits: Tensor) -> Tensor:
 
 def target_scores(logits: Tensor, target: Tensor) -> Tensor:
     """S_c for each sample: ``logits[n, target[n]]``, shape (N,)."""
+    logits = _check_logits(logits)
+    if logits.shape[0] != target.shape[0]:
+        raise ValueError(
+            f"the model returned {logits.shape[0]} rows of logits for {target.shape[0]} samples: "
+            "its forward must keep the batch dimension (one row of class scores per input)"
+        )
     return logits.gather(-1, target.view(-1, 1)).squeeze(-1)
+
+
+def _copy_tensor_args(module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
 
 
 @contextlib.contextmanager
@@ -145,15 +254,20 @@ def preserve_model_state(model: nn.Module) -> Iterator[None]:
 
     The methods do not change these on purpose; this is the safety net that makes the promise
     "the caller's model is left exactly as it was" hold even when a call raises halfway.
+    Inside the block every top-level call of ``model`` gets copies of its tensor arguments
+    (identity forward and backward), so a model that writes into its input (a first
+    ``nn.ReLU(inplace=True)``) cannot change the tensors a method reuses between passes.
     """
     modes = [(m, m.training) for m in model.modules()]
     inplace = [
         (m, m.inplace) for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)
     ]
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+    handle = model.register_forward_pre_hook(_copy_tensor_args)
     try:
         yield
     finally:
+        handle.remove()
         for m, training in modes:
             m.training = training
         for m, flag in inplace:
@@ -173,7 +287,13 @@ def input_gradient(
     """
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)
-        logits = model(x)  # (N, K)
+        # the model gets a non-leaf copy: a first in-place op (nn.ReLU(inplace=True)) is allowed
+        logits = _check_logits(model(x.clone()))  # (N, K)
+        if logits.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"the model returned {logits.shape[0]} rows of logits for {x.shape[0]} inputs: "
+                "its forward must keep the batch dimension (one row of class scores per input)"
+            )
         (grad,) = torch.autograd.grad(
             target_scores(logits, target).sum(), x, create_graph=create_graph
         )
@@ -192,17 +312,24 @@ class Attribution:
     name: str = "attribution"
 
     def __init__(self, model: nn.Module) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        _check_module(model)
         self.model = model
 
     def attribute(self, inputs: Tensor, target: TargetLike = None) -> Tensor:
         """Attribution map of ``target`` for each sample, shaped like ``inputs`` (N, C, H, W)."""
-        check_model(self.model)
-        x = check_inputs(self.model, inputs)
-        with preserve_model_state(self.model), torch.enable_grad():
-            result = self._attribute(x, target)
-        return result.detach().to(inputs.device)
+        # inference_mode(False): a call inside torch.inference_mode() still gets its gradient
+        with torch.inference_mode(False):
+            check_model(self.model)
+            x = check_inputs(self.model, inputs)
+            with preserve_model_state(self.model), torch.enable_grad():
+                result = self._attribute(x, target)
+            if not torch.isfinite(result).all():
+                raise ValueError(
+                    f"{self.name}: the map holds NaN or infinite values although the inputs "
+                    "are finite: the model's logits or gradients overflow for these inputs "
+                    "(check model(inputs) for NaN/inf, or use float32 instead of float16)"
+                )
+            return result.detach().to(inputs.device)
 
     def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -210,7 +337,12 @@ class Attribution:
     def _predict(self, inputs: Tensor, target: TargetLike) -> tuple[Tensor, Tensor]:
         """Logits (N, K) of the unchanged model without gradient, and the resolved target (N,)."""
         with torch.no_grad():
-            logits = self.model(inputs)
+            logits = _check_logits(self.model(inputs))
+        if logits.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"the model returned {logits.shape[0]} rows of logits for {inputs.shape[0]} "
+                "inputs: its forward must keep the batch dimension"
+            )
         return logits, resolve_target(target, logits)
 
     def __repr__(self) -> str:

@@ -202,7 +202,8 @@ class PruneGrad(Attribution):
     ) -> None:
         super().__init__(model)
         if sparsity is None:
-            sparsity = getattr(model, "default_sparsity", None) or DEFAULT_SPARSITY
+            sparsity = getattr(model, "default_sparsity", None)
+            sparsity = DEFAULT_SPARSITY if sparsity is None else sparsity  # 0.0 stays 0.0
         self.sparsity = check_sparsity(sparsity)
         if threshold not in THRESHOLDS:
             raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
@@ -349,6 +350,8 @@ def calibrate_sparsity(
     """
     if not 0.0 < target_change < 1.0:
         raise ValueError(f"target_change must be in (0, 1), got {target_change}")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0 (the bisection's sparsity tolerance), got {tol}")
     check_sparsity(max_sparsity)
     check_model(model)
     x = check_inputs(model, inputs)

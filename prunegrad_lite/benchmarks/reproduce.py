@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from prunegrad_lite.benchmarks.attribution_maps import check_methods
 from prunegrad_lite.benchmarks.paper import closing_table, compare_with_paper, paper_tables
 from prunegrad_lite.benchmarks.pixel_perturbation import PixelPerturbationConfig, pixel_perturbation
+from prunegrad_lite.benchmarks.cache import heal, load_result_cell, store_result_cell
 from prunegrad_lite.benchmarks.results import BenchmarkResult, write_text
 from prunegrad_lite.benchmarks.roar import RoarConfig, roar, setup_hash
 from prunegrad_lite.benchmarks.sanity import SanityConfig, sanity_checks
@@ -351,6 +352,7 @@ def reproduce(
     dev = resolve_device(device)
     out_dir = Path(out)
     cache = out_dir / "cache"
+    heal(cache)  # unreadable cached files: named in a warning and deleted (cache.py)
     report = ReproduceReport(out_dir, preset)
     t_run = time.perf_counter()
     for name in model_names:
@@ -386,8 +388,8 @@ def reproduce(
             )
             cached = cache / "results" / f"{bench}_{name}_{key}.json"
             t0 = time.perf_counter()
-            if cached.is_file():  # finished before: its time is the one it took then
-                result = BenchmarkResult.load(cached)
+            result = load_result_cell(cached)  # validated (cache.py); None: compute, locked
+            if result is not None:  # finished before: its time is the one it took then
                 report.cached.append(f"{bench}/{name}")
             else:
                 result = _run(
@@ -402,7 +404,7 @@ def reproduce(
                     cache,
                 )
                 result.settings["wall_time_s"] = round(time.perf_counter() - t0, 1)
-                write_text(cached, result.to_json())
+                store_result_cell(cached, result)  # checksummed; releases the lock
             took = result.settings.get("wall_time_s")
             report.seconds[f"{bench}/{name}"] = took  # None: cached by an older version
             report.results[(bench, name)] = result

@@ -293,8 +293,19 @@ class BenchmarkResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BenchmarkResult:
-        """Read a result written by :meth:`save` (its ``.json`` file)."""
-        return cls.from_json(Path(path).read_text())
+        """Read a result written by :meth:`save` (its ``.json`` file).
+
+        Raises a ``ValueError`` naming the file when it is not such a result (empty, truncated,
+        another kind of JSON).
+        """
+        text = Path(path).read_text()
+        try:
+            return cls.from_json(text)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(
+                f"{path} is not a benchmark result this version can read "
+                f"({type(err).__name__}: {err}): write it again with BenchmarkResult.save"
+            ) from err
 
     def save(
         self, out_dir: str | os.PathLike, stem: str | None = None, figure: bool = True

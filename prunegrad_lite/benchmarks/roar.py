@@ -64,6 +64,13 @@ from prunegrad_lite.benchmarks.attribution_maps import (
     options_for,
     predict,
 )
+from prunegrad_lite.benchmarks.cache import (
+    check_ranks,
+    load_json_cell,
+    load_tensor_cell,
+    store_json_cell,
+    store_tensor_cell,
+)
 from prunegrad_lite.benchmarks.removal import (
     check_fractions,
     fraction_label,
@@ -76,9 +83,8 @@ from prunegrad_lite.benchmarks.results import (
     Score,
     area_under_curve,
     mean_std,
-    write_text,
 )
-from prunegrad_lite.training import TrainConfig, atomic_write, tensor_pair, train_model
+from prunegrad_lite.training import TrainConfig, tensor_pair, train_model
 
 __all__ = [
     "DEFAULT_ROAR_FRACTIONS",
@@ -93,6 +99,7 @@ __all__ = [
 
 DEFAULT_ROAR_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 BASELINE = "none"  # the method name of the fraction-0 reference cells
+_CELL_KEYS = ("method", "variant", "fraction", "seed", "test_accuracy")  # a cached cell has these
 
 
 @dataclass(frozen=True)
@@ -201,8 +208,10 @@ def _load_or_compute_ranks(
 ) -> Tensor:
     """Pixel ranks (N, H*W) of one method for all images, from the cache when there."""
     path = None if cache_dir is None else cache_dir / "maps" / setup / f"{name}.pt"
-    if path is not None and path.is_file():
-        return torch.load(path, weights_only=True).long()
+    size = (images.shape[0], images.shape[-2] * images.shape[-1])  # validated read (cache.py)
+    cached = None if path is None else load_tensor_cell(path, shape=size, check=check_ranks)
+    if cached is not None:
+        return cached.long()
     maps = compute_maps(
         model,
         images,
@@ -217,8 +226,7 @@ def _load_or_compute_ranks(
     rank = rank_pixels(maps, torch.Generator().manual_seed(seed))  # (N, P)
     if path is not None:
         small = rank.to(torch.int16 if rank.shape[1] < 2**15 else torch.int32)
-        with atomic_write(path) as f:
-            torch.save(small, f)
+        store_tensor_cell(path, small)  # checksummed, atomic; releases the lock
     return rank
 
 
@@ -325,9 +333,8 @@ def roar(
             else roar_cell_path(cache, setup, folder, fraction, train_seed, recipe)
         )
         bar.set_postfix(method=name, fraction=fraction, seed=train_seed, variant=variant)
-        if path is not None and path.is_file():
-            record = json.loads(path.read_text())
-        else:
+        record = None if path is None else load_json_cell(path, _CELL_KEYS, kind="roar-cell")
+        if record is None:  # missing or unreadable (warned): compute it, holding its lock
             if name == BASELINE:
                 x_tr, x_te = train_x, test_x
             elif variant == "mask_only":
@@ -359,7 +366,7 @@ def roar(
                 "wall_time_s": result.wall_time_s,
             }
             if path is not None:
-                write_text(path, json.dumps(record, indent=1) + "\n")
+                store_json_cell(path, record, kind="roar-cell")
         records[(name, fraction, train_seed, variant)] = record
         if on_cell is not None:
             on_cell(record)

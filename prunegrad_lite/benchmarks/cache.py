@@ -1,0 +1,412 @@
+"""The benchmark cache: validated reads, checksummed atomic writes and per-cell locks.
+
+Everything a benchmark run caches on disk (ROAR's retrained cells and pixel ranks, reproduce's
+finished results) goes through here, so that a damaged cache never ends a run with a bare
+``json`` or ``torch.load`` error and never feeds it a wrong value:
+
+* **Writes** are atomic (temporary file, then ``os.replace``) and carry a schema version and a
+  SHA-256 checksum of their content: JSON files as a ``"_cache"`` entry beside the payload,
+  ``.pt`` files as a small dict around the tensor.
+* **Reads** validate the file: it parses, has the schema, the checksum matches and the keys (or
+  the tensor's shape and values) are what the caller needs. A file that fails is treated as
+  missing: a :class:`CacheWarning` names it and says why, and the caller recomputes and
+  overwrites it. Files written before checksums existed are accepted when they pass the
+  content checks.
+* **Locks**: :func:`load_json_cell` / :func:`store_json_cell` (and the tensor pair) hold an
+  advisory ``flock`` on ``<file>.lock`` while the cell is computed, so a second process on
+  the same ``--out`` waits for the first (it says so, naming the file and the other process)
+  and then reuses its result instead of doing the work again. A lock is released when its
+  cell is stored, when the process ends (also when killed) or when the same process starts
+  another cell of the same kind (a computation that raised). After ``PRUNEGRAD_LITE_LOCK_TIMEOUT``
+  seconds (default 3600) of waiting, the waiter computes the cell itself (the writes stay
+  atomic, so the worst case is duplicated work). No locking on systems without ``fcntl``.
+* :func:`heal` checks every cached file under a folder and deletes the unreadable ones (with a
+  warning naming each), so a damaged file that no run reads any more does not stay behind.
+
+Example
+-------
+>>> record = load_json_cell(path, required=("test_accuracy",))   # None: compute it
+>>> if record is None:
+...     record = {"test_accuracy": train_and_test()}
+...     store_json_cell(path, record)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+try:  # POSIX advisory locks; released by the kernel when the process ends
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "SCHEMA",
+    "CacheWarning",
+    "check_ranks",
+    "heal",
+    "load_json_cell",
+    "load_result_cell",
+    "load_tensor_cell",
+    "read_json",
+    "read_tensor",
+    "store_json_cell",
+    "store_result_cell",
+    "store_tensor_cell",
+    "write_json",
+    "write_tensor",
+]
+
+SCHEMA = 1
+_META = "_cache"  # the key of a JSON file's schema and checksum
+LOCK_TIMEOUT_ENV = "PRUNEGRAD_LITE_LOCK_TIMEOUT"
+
+
+class CacheWarning(UserWarning):
+    """A cached file was unreadable (and is recomputed), or a run waited for another process."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, CacheWarning, stacklevel=3)
+
+
+def _canonical(payload: Any) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------------------------- JSON
+
+
+def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (a JSON object) atomically with its schema version and checksum."""
+    from prunegrad_lite.benchmarks.results import write_text
+
+    if not isinstance(payload, dict) or _META in payload:
+        raise ValueError(f"a cached JSON payload must be a dict without a {_META!r} key")
+    record = {**payload, _META: {"schema": SCHEMA, "sha256": _sha256(_canonical(payload))}}
+    return write_text(path, json.dumps(record, indent=1) + "\n")
+
+
+def _json_problem(path: Path, required: Sequence[str]) -> tuple[dict[str, Any] | None, str]:
+    """(payload, "") for a valid file, else (None, why not)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        return None, f"cannot be read ({err})"
+    if not text.strip():
+        return None, "is empty"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        return None, f"is not valid JSON (truncated? {err})"
+    if not isinstance(record, dict):
+        return None, f"holds a JSON {type(record).__name__}, not an object"
+    meta = record.pop(_META, None)
+    if meta is not None:
+        if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
+            schema = meta.get("schema") if isinstance(meta, dict) else meta
+            return None, f"has cache schema {schema!r}, this version reads {SCHEMA}"
+        if meta.get("sha256") != _sha256(_canonical(record)):
+            return None, "does not match its checksum (changed or damaged on disk)"
+    missing = [k for k in required if k not in record]
+    if missing:
+        return None, f"lacks {', '.join(map(repr, missing))}"
+    return record, ""
+
+
+def read_json(
+    path: str | os.PathLike, required: Sequence[str] = (), *, quiet_missing: bool = True
+) -> dict[str, Any] | None:
+    """The payload of a cached JSON file, or None when it is missing or unreadable.
+
+    An unreadable file (empty, truncated, not an object, wrong schema, checksum mismatch, a
+    ``required`` key missing) gives a :class:`CacheWarning` naming it and why, and None: the
+    caller recomputes it and overwrites it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        if not quiet_missing:
+            _warn(f"cache file {path} is missing")
+        return None
+    payload, problem = _json_problem(path, required)
+    if payload is None:
+        _warn(f"cache file {path} {problem}: ignoring it and computing it again")
+    return payload
+
+
+# ----------------------------------------------------------------------------------- tensors
+
+
+def _tensor_digest(tensor: Tensor) -> str:
+    t = tensor.detach().cpu().contiguous()
+    return _sha256(str((t.dtype, tuple(t.shape))).encode() + t.view(torch.uint8).numpy().tobytes())
+
+
+def write_tensor(path: str | os.PathLike, tensor: Tensor) -> Path:
+    """Save ``tensor`` atomically with its schema version and checksum (``torch.save``)."""
+    from prunegrad_lite.training import atomic_write
+
+    path = Path(path)
+    payload = {"schema": SCHEMA, "sha256": _tensor_digest(tensor), "tensor": tensor.cpu()}
+    with atomic_write(path) as f:
+        torch.save(payload, f)
+    return path
+
+
+def read_tensor(
+    path: str | os.PathLike,
+    *,
+    shape: Sequence[int] | None = None,
+    check: Callable[[Tensor], str] | None = None,
+) -> Tensor | None:
+    """A tensor saved by :func:`write_tensor` (or a bare saved tensor), or None.
+
+    Loaded with ``weights_only=True``. Missing: None. Unreadable (truncated, not a tensor,
+    wrong schema or checksum, another ``shape``, or ``check(tensor)`` returning a reason): a
+    :class:`CacheWarning` naming the file and why, and None.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    problem = ""
+    tensor = None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, ...: all mean "unreadable"
+        first = (str(err).splitlines() or ["no message"])[0][:200]
+        problem = f"cannot be loaded ({type(err).__name__}: {first})"
+    else:
+        if isinstance(obj, Tensor):
+            tensor = obj  # written before checksums existed
+        elif isinstance(obj, dict) and isinstance(obj.get("tensor"), Tensor):
+            if obj.get("schema") != SCHEMA:
+                problem = f"has cache schema {obj.get('schema')!r}, this version reads {SCHEMA}"
+            elif obj.get("sha256") != _tensor_digest(obj["tensor"]):
+                problem = "does not match its checksum (changed or damaged on disk)"
+            else:
+                tensor = obj["tensor"]
+        else:
+            problem = f"holds a {type(obj).__name__}, not a cached tensor"
+    if tensor is not None and shape is not None and tuple(tensor.shape) != tuple(shape):
+        problem, tensor = f"has shape {tuple(tensor.shape)}, expected {tuple(shape)}", None
+    if tensor is not None and check is not None:
+        reason = check(tensor)
+        if reason:
+            problem, tensor = reason, None
+    if tensor is None:
+        _warn(f"cache file {path} {problem}: ignoring it and computing it again")
+    return tensor
+
+
+def check_ranks(rank: Tensor) -> str:
+    """'' when ``rank`` (N, P) holds a permutation of 0..P-1 in every row, else the reason."""
+    if rank.ndim != 2 or rank.is_floating_point() or rank.dtype == torch.bool:
+        return f"is not an integer (N, P) rank matrix ({rank.dtype}, shape {tuple(rank.shape)})"
+    p = rank.shape[1]
+    r = rank.long()
+    if r.numel() and (int(r.min()) < 0 or int(r.max()) >= p):
+        return f"holds ranks outside 0..{p - 1}"
+    if r.numel() and not bool((r.sum(1) == p * (p - 1) // 2).all()):
+        return "holds rows that are not permutations of the pixel ranks"
+    return ""
+
+
+# ----------------------------------------------------------------------------------- locks
+
+
+class _Lock:
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path, self.kind = path, kind
+        self.file: Any = None
+
+
+_held: dict[str, _Lock] = {}  # kind -> the lock this process holds for a cell of that kind
+_held_guard = threading.Lock()
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _release(kind: str) -> None:
+    with _held_guard:
+        lock = _held.pop(kind, None)
+    if lock is not None and lock.file is not None:
+        try:
+            fcntl.flock(lock.file, fcntl.LOCK_UN)
+        finally:
+            lock.file.close()
+
+
+def _acquire(path: Path, kind: str) -> bool:
+    """Hold the lock of ``path``; return True when another process held it (we waited)."""
+    if fcntl is None:
+        return False
+    with _held_guard:
+        current = _held.get(kind)
+    if current is not None:
+        if current.path == path:
+            return False  # already ours (a retry after an error)
+        _release(kind)  # a cell of this kind whose computation raised: free it
+    lock_file = _lock_path(path)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    f = open(lock_file, "a+")  # noqa: SIM115 - kept open while the lock is held
+    waited = False
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        waited = True
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, "3600"))
+        _warn(
+            f"{path} is being computed by {holder}: waiting for it (up to {timeout:.0f} s, "
+            f"{LOCK_TIMEOUT_ENV}) to reuse its result instead of computing it twice"
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    f.close()
+                    _warn(f"gave up waiting for the lock of {path}: computing it here as well")
+                    return True
+                time.sleep(0.5)
+    f.seek(0)
+    f.truncate()
+    f.write(f"process {os.getpid()} on {os.uname().nodename if hasattr(os, 'uname') else '?'}")
+    f.flush()
+    lock = _Lock(path, kind)
+    lock.file = f
+    with _held_guard:
+        _held[kind] = lock
+    return waited
+
+
+def _load_cell(path: Path, kind: str, read: Callable[[], Any]) -> Any:
+    value = read()
+    if value is not None:
+        return value
+    if _acquire(path, kind):  # another process had it: it may have written it meanwhile
+        value = read()
+        if value is not None:
+            _release(kind)
+            print(f"reused {path}, computed by another process", file=sys.stderr)
+            return value
+    return None
+
+
+def load_json_cell(
+    path: str | os.PathLike, required: Sequence[str] = (), kind: str = "json"
+) -> dict[str, Any] | None:
+    """The cached payload at ``path`` when it is valid; else None, and this process now holds
+    the cell's lock (waiting first while another process holds it, then rereading): compute
+    the cell and :func:`store_json_cell` it."""
+    path = Path(path)
+    return _load_cell(path, kind, lambda: read_json(path, required))
+
+
+def store_json_cell(path: str | os.PathLike, payload: dict[str, Any], kind: str = "json") -> Path:
+    """:func:`write_json` the computed cell and release its lock."""
+    try:
+        return write_json(path, payload)
+    finally:
+        _release(kind)
+
+
+def load_tensor_cell(
+    path: str | os.PathLike,
+    *,
+    shape: Sequence[int] | None = None,
+    check: Callable[[Tensor], str] | None = None,
+    kind: str = "tensor",
+) -> Tensor | None:
+    """Like :func:`load_json_cell` for a tensor file (:func:`read_tensor`'s checks)."""
+    path = Path(path)
+    return _load_cell(path, kind, lambda: read_tensor(path, shape=shape, check=check))
+
+
+def store_tensor_cell(path: str | os.PathLike, tensor: Tensor, kind: str = "tensor") -> Path:
+    """:func:`write_tensor` the computed cell and release its lock."""
+    try:
+        return write_tensor(path, tensor)
+    finally:
+        _release(kind)
+
+
+# ----------------------------------------------------------------------------------- healing
+
+
+def heal(folder: str | os.PathLike) -> list[Path]:
+    """Check every cached ``.json`` and ``.pt`` file under ``folder``; delete unreadable ones.
+
+    Each deleted file gets a :class:`CacheWarning` naming it and why; returns their paths. A
+    file being written is never seen half-written (writes are atomic renames).
+    """
+    root = Path(folder)
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.suffix not in (".json", ".pt"):
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CacheWarning)
+            ok = (read_json(path) if path.suffix == ".json" else read_tensor(path)) is not None
+        if not ok:
+            why = str(caught[0].message) if caught else f"cache file {path} is unreadable"
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            removed.append(path)
+            _warn(why.replace("ignoring it and computing it again", "deleted it"))
+    return removed
+
+
+# ----------------------------------------------------------------------------------- results
+
+RESULT_KEYS = ("benchmark", "model", "methods", "curves", "scores", "settings")
+
+
+def _read_result(path: Path) -> Any:
+    from prunegrad_lite.benchmarks.results import BenchmarkResult
+
+    payload = read_json(path, RESULT_KEYS)
+    if payload is None:
+        return None
+    try:
+        return BenchmarkResult.from_json(json.dumps(payload))
+    except (KeyError, TypeError, ValueError) as err:
+        _warn(f"cache file {path} is not a benchmark result ({err!r}): computing it again")
+        return None
+
+
+def load_result_cell(path: str | os.PathLike, kind: str = "result") -> Any:
+    """A cached :class:`~prunegrad_lite.benchmarks.results.BenchmarkResult`, validated, or None
+    (then this process holds the lock: compute it and :func:`store_result_cell` it)."""
+    path = Path(path)
+    return _load_cell(path, kind, lambda: _read_result(path))
+
+
+def store_result_cell(path: str | os.PathLike, result: Any, kind: str = "result") -> Path:
+    """Write a benchmark result (checksummed, atomically) and release its lock."""
+    return store_json_cell(path, json.loads(result.to_json()), kind)
