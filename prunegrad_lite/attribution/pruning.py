@@ -188,6 +188,9 @@ def apply_masks(model: nn.Module, masks: PruningMasks | Sequence[Tensor]) -> Ite
     ...     pruned_logits = model(x)
     """
     mask_list = list(masks.masks if isinstance(masks, PruningMasks) else masks)
+    # a float times a bool tensor runs a slow casting loop (~15x a float product on CPU); the
+    # same bytes viewed as uint8 take the fast path, and the product is the same 0/1 masking
+    mask_list = [m.view(torch.uint8) if m.dtype == torch.bool else m for m in mask_list]
 
     def handler(site: ActivationSite, out: Tensor) -> Tensor:
         if site.index >= len(mask_list):
