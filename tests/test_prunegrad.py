@@ -252,6 +252,28 @@ def test_percentile_threshold_on_large_rows_uses_exact_selection():
     assert any(c is not None and c[2].any() for c in calls)
 
 
+class TwoBranchSum(nn.Module):
+    """Two ReLU outputs added directly: autograd hands both sites one shared gradient tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.fc((F.relu(self.a(x)) + F.relu(self.b(x))).flatten(1))
+
+
+def test_taylor_scores_reuse_no_gradient_buffer_two_sites_share():
+    model = TwoBranchSum().double().eval()
+    x = torch.randn(2, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    s = neuron_scores(model, x, target=torch.tensor([0, 2]))
+    a1, a2 = F.relu(model.a(x)), F.relu(model.b(x))
+    g = model.fc.weight[[0, 2]].detach().view(2, 4, 6, 6)  # dS/d(a1 + a2), the same for both
+    torch.testing.assert_close(s.scores[0], (a1 * g).abs().detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(s.scores[1], (a2 * g).abs().detach(), rtol=0, atol=1e-12)
+
+
 class SmallResidual(nn.Module):
     """A small CNN with a residual addition, an in-place ReLU and a reused ReLU module."""
 

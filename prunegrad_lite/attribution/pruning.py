@@ -230,10 +230,15 @@ def _taylor(model: nn.Module, inputs: Tensor, target: TargetLike) -> NeuronScore
             raise _no_sites(model)
         t = resolve_target(target, logits)
         grads = torch.autograd.grad(target_scores(logits, t).sum(), acts, allow_unused=True)
-    scores = [
-        (a.detach() * g).abs() if g is not None else torch.zeros_like(a.detach())
-        for a, g in zip(acts, grads)
-    ]
+    storages = [g.untyped_storage().data_ptr() for g in grads if g is not None]
+    scores = []
+    for a, g in zip(acts, grads):
+        if g is None:
+            scores.append(torch.zeros_like(a.detach()))
+        elif g.is_contiguous() and storages.count(g.untyped_storage().data_ptr()) == 1:
+            scores.append(g.mul_(a.detach()).abs_())  # |a dS/da| in the fresh gradient buffer
+        else:  # an expanded gradient, or memory shared with another site's (a1 + a2, cat)
+            scores.append((a.detach() * g).abs())
     return NeuronScores(list(sites), scores, logits.detach(), t, "taylor")
 
 
