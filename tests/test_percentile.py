@@ -174,3 +174,13 @@ def test_bad_input_gets_a_clear_error():
     with pytest.raises(ValueError, match="pieces"):
         percentile_threshold([torch.rand(3, 5), torch.rand(4, 5)], 0.5)
     assert percentile_threshold(torch.empty(0, 5), 0.5).shape == (0,)
+
+
+@pytest.mark.parametrize("m", [0, 1, 254, 255, 256, 513, 70_000])
+def test_row_counts_equal_a_plain_sum(m):
+    gen = torch.Generator().manual_seed(m)
+    mask = torch.rand(3, m, generator=gen) < 0.7
+    mask[1] = True  # a full row: 255 trues per chunk, the most a uint8 holds
+    counts = percentile._row_counts(mask)
+    assert counts.dtype == torch.int64
+    torch.testing.assert_close(counts, mask.long().sum(1), rtol=0, atol=0)

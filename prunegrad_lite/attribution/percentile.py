@@ -59,6 +59,18 @@ def _direct(parts: Sequence[Tensor], r: int) -> tuple[Tensor, Tensor]:
     return _pair_of_rows(flat, r)
 
 
+def _row_counts(mask: Tensor) -> Tensor:
+    """Number of True values in each row of an (N, m) bool tensor, as int64 (N,).
+
+    Summing bools (or uint8 into a wider type) casts every element first, ~8x slower on CPU
+    than summing uint8 into uint8; chunks of 255 cannot overflow, the chunk totals are few.
+    """
+    u = mask.view(torch.uint8)
+    whole = u.shape[1] - u.shape[1] % 255
+    chunks = u[:, :whole].unflatten(1, (whole // 255, 255)).sum(-1, dtype=torch.uint8)
+    return chunks.sum(1, dtype=torch.int64) + u[:, whole:].sum(1, dtype=torch.int64)
+
+
 def _sample(parts: Sequence[Tensor], m: int) -> Tensor:
     """``SAMPLE_SIZE`` columns of the rows, drawn at fixed pseudo-random positions (N, S).
 
@@ -97,9 +109,9 @@ def _bracketed(parts: Sequence[Tensor], m: int, r: int) -> tuple[Tensor, Tensor,
     inside, above = [], []  # per part: values in (low, high], and the count above high
     for p in parts:
         gt_low, gt_high = p > low_, p > high_  # (N, m_i) bool; gt_high implies gt_low
-        above.append(gt_high.view(torch.uint8).sum(1, dtype=torch.int32))
+        above.append(_row_counts(gt_high))
         inside.append(gt_low ^ gt_high)
-    counts = torch.stack([b.view(torch.uint8).sum(1, dtype=torch.int32) for b in inside], 1)
+    counts = torch.stack([_row_counts(b) for b in inside], dim=1)  # (N, L)
     n_above = sum(above)  # (N,)
     n_inside = counts.sum(1)  # (N,)
     # ranks r .. r2 lie in (low, high] when fewer than m - r2 values are above high and at
