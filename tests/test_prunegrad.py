@@ -226,18 +226,18 @@ def test_percentile_threshold_equals_numpy_including_ties():
 
 
 def test_percentile_threshold_on_large_rows_uses_exact_selection():
-    """Rows above 65,536 values take the bracketed selection; a misleading sample falls back."""
-    from prunegrad_lite.attribution import pruning
+    """Long rows take the bracketed selection; rows whose bracket misses fall back."""
+    from prunegrad_lite.attribution import percentile
 
     gen = torch.Generator().manual_seed(1)
     m = 300_000
     values = torch.rand(3, m, generator=gen) ** 4
     values[:, : m // 3] = 0.0
-    values[1, ::7] = 5.0  # the strided sample sees mostly 5.0: its bracket is wrong for row 1
+    values[1, ::7] = 5.0  # ranks >= 0.86 M of row 1 tie at 5.0: its bracket is empty
     parts = list(values.split([1000, 150_000, m - 151_000], dim=1))
     calls = []
-    original = pruning._bracketed_pair
-    pruning._bracketed_pair = lambda *a: calls.append(original(*a)) or calls[-1]
+    original = percentile._bracketed
+    percentile._bracketed = lambda *a: calls.append(original(*a)) or calls[-1]
     try:
         for q in (0.2, 0.5, 0.7, 0.9, 0.99):
             got = pgl.percentile_threshold(parts, q).numpy()
@@ -247,8 +247,31 @@ def test_percentile_threshold_on_large_rows_uses_exact_selection():
         got = pgl.percentile_threshold(list(values.split(100_000, dim=1)), 0.9).numpy()
         np.testing.assert_array_equal(got, np.percentile(values.double().numpy(), 90, axis=1))
     finally:
-        pruning._bracketed_pair = original
-    assert any(c is None for c in calls) and any(c is not None for c in calls)
+        percentile._bracketed = original
+    assert any(c is None or not c[2].all() for c in calls)  # a row fell back (ties at 5.0)
+    assert any(c is not None and c[2].any() for c in calls)
+
+
+class TwoBranchSum(nn.Module):
+    """Two ReLU outputs added directly: autograd hands both sites one shared gradient tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.fc((F.relu(self.a(x)) + F.relu(self.b(x))).flatten(1))
+
+
+def test_taylor_scores_reuse_no_gradient_buffer_two_sites_share():
+    model = TwoBranchSum().double().eval()
+    x = torch.randn(2, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    s = neuron_scores(model, x, target=torch.tensor([0, 2]))
+    a1, a2 = F.relu(model.a(x)), F.relu(model.b(x))
+    g = model.fc.weight[[0, 2]].detach().view(2, 4, 6, 6)  # dS/d(a1 + a2), the same for both
+    torch.testing.assert_close(s.scores[0], (a1 * g).abs().detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(s.scores[1], (a2 * g).abs().detach(), rtol=0, atol=1e-12)
 
 
 class SmallResidual(nn.Module):

@@ -255,10 +255,12 @@ class PruneGrad(Attribution):
             return INNER_METHODS[self.inner](self.model, x, target, **options), None
 
     def _run(
-        self, x: Tensor, target: TargetLike
+        self, x: Tensor, target: TargetLike, keep_scores: bool = False
     ) -> tuple[NeuronScores, PruningMasks, Tensor, Tensor | None]:
         scores = self._scores(x, target)
         masks = masks_from_scores(scores, self.sparsity, self.threshold)
+        if not keep_scores:  # free them before step 3's graph is built (peak memory)
+            scores.scores = []
         attribution, pruned_logits = self._step3(x, scores.target, masks)
         return scores, masks, attribution, pruned_logits
 
@@ -277,7 +279,7 @@ class PruneGrad(Attribution):
         check_model(self.model)
         x = check_inputs(self.model, inputs)
         with preserve_model_state(self.model), torch.enable_grad():
-            scores, masks, attribution, pruned_logits = self._run(x, target)
+            scores, masks, attribution, pruned_logits = self._run(x, target, return_scores)
             if pruned_logits is None:
                 with torch.no_grad(), apply_masks(self.model, masks):
                     pruned_logits = self.model(x)

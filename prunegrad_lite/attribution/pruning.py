@@ -11,8 +11,9 @@ activation call, for one target logit S_c:
 Step 2 (:func:`masks_from_scores`) prunes, for each sample separately, every neuron whose score is
 ``<= thr``, with ``thr`` the ``100 * sparsity`` percentile of that sample's scores (linear
 interpolation, as numpy's default), over all sites at once (``"global"``, the default) or within
-each site (``"layer"``). The percentile is a selection (two ``kthvalue`` calls per sample row),
-not a sort. :func:`apply_masks` then runs the model with the masks multiplied into the activations.
+each site (``"layer"``). The percentile is an exact selection, not a sort
+(:mod:`~prunegrad_lite.attribution.percentile`). :func:`apply_masks` then runs the model with
+the masks multiplied into the activations.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from prunegrad_lite.attribution.base import (
     resolve_target,
     target_scores,
 )
+from prunegrad_lite.attribution.percentile import percentile_threshold
 
 __all__ = [
     "SCORINGS",
@@ -120,84 +122,6 @@ def check_sparsity(sparsity: float) -> float:
     return float(sparsity)
 
 
-_DIRECT_SELECT_MAX = 1 << 16  # up to this many values per row, kthvalue on the whole row
-_SAMPLE_SIZE = 8192  # strided sample per row that brackets the wanted order statistics
-
-
-def _kth_pair(parts: Sequence[Tensor], r: int) -> tuple[Tensor, Tensor]:
-    """Order statistics ``r`` and ``r + 1`` (0-based, clipped) of each row of ``cat(parts, 1)``.
-
-    ``parts`` are (N, m_i) pieces of the rows (one per activation site), never concatenated on
-    the fast path. Small rows: ``kthvalue``. Large rows (VGG16: 13.5M scores per image): a
-    strided sample brackets the wanted ranks, one counting pass checks the bracket, and only
-    the values inside it (a few percent) are selected from. Exact; when the bracket misses
-    (adversarial orderings), it falls back to ``kthvalue`` on the whole row.
-    """
-    m = sum(p.shape[1] for p in parts)
-    r2 = min(r + 1, m - 1)
-    if m > _DIRECT_SELECT_MAX:
-        pair = _bracketed_pair(parts, m, r, r2)
-        if pair is not None:
-            return pair
-    flat = torch.cat(list(parts), dim=1)  # (N, M)
-    v_r = flat.kthvalue(r + 1, dim=1).values  # (N,)
-    # rank r + 1 is v_r again when v_r is tied past rank r, else the least value above v_r:
-    # two elementwise passes, cheaper than a second selection
-    tied = (flat <= v_r.view(-1, 1)).sum(1) > r2
-    above = torch.where(flat > v_r.view(-1, 1), flat, torch.full_like(flat, float("inf"))).amin(1)
-    return v_r, torch.where(tied, v_r, above)
-
-
-def _bracketed_pair(
-    parts: Sequence[Tensor], m: int, r: int, r2: int
-) -> tuple[Tensor, Tensor] | None:
-    n = parts[0].shape[0]
-    step = max(1, m // _SAMPLE_SIZE)
-    sample = torch.cat([p[:, ::step] for p in parts], dim=1).sort(dim=1).values  # (N, S)
-    size = sample.shape[1]
-    q = r / max(m - 1, 1)
-    margin = 4.0 * (size * q * (1 - q)) ** 0.5 + 16  # binomial spread of the sample rank, x4
-    i_lo, i_hi = int(q * (size - 1) - margin), int(q * (size - 1) + margin) + 1
-    inf = torch.tensor(float("inf"), dtype=sample.dtype, device=sample.device)
-    low = sample[:, i_lo] if i_lo >= 0 else -inf.expand(n)
-    high = sample[:, i_hi] if i_hi < size else inf.expand(n)
-    low_, high_ = low.view(-1, 1), high.view(-1, 1)
-    below = sum((p < low_).sum(1) for p in parts)  # (N,) values under the bracket
-    inside = [(p >= low_) & (p <= high_) for p in parts]
-    counts = sum(i.sum(1) for i in inside)  # (N,)
-    if not bool(((below <= r) & (r2 < below + counts)).all()) or int(counts.max()) > m // 4:
-        return None
-    rows = torch.cat([i.nonzero()[:, 0] for i in inside])  # row of every candidate
-    vals = torch.cat([p[i] for p, i in zip(parts, inside)])
-    order = torch.argsort(rows, stable=True)
-    rows, vals = rows[order], vals[order]
-    starts = torch.cumsum(counts, 0) - counts
-    cols = torch.arange(rows.numel(), device=rows.device) - starts[rows]
-    padded = torch.full((n, int(counts.max())), float("inf"), dtype=vals.dtype, device=vals.device)
-    padded[rows, cols] = vals
-    ranked = padded.sort(dim=1).values  # (N, max candidates), a few percent of M
-    return ranked.gather(1, (r - below).view(-1, 1))[:, 0], ranked.gather(
-        1, (r2 - below).view(-1, 1)
-    )[:, 0]
-
-
-def percentile_threshold(values: Tensor | Sequence[Tensor], sparsity: float) -> Tensor:
-    """Per-row ``100 * sparsity`` percentile with linear interpolation (numpy's default).
-
-    ``values`` (N, M), or a list of (N, m_i) pieces of the rows, -> (N,) in float64. Uses a
-    selection (see :func:`_kth_pair`), never a full sort of the rows.
-    """
-    parts = [values] if isinstance(values, Tensor) else [v.flatten(1) for v in values]
-    m = sum(p.shape[1] for p in parts)
-    pos = sparsity * (m - 1)
-    lo = int(pos)
-    frac = pos - lo
-    v_lo, v_hi = _kth_pair(parts, lo)
-    if frac == 0.0:
-        return v_lo.double()
-    return v_lo.double() + (v_hi.double() - v_lo.double()) * frac
-
-
 def _keep(scores: Tensor, thr: Tensor) -> Tensor:
     """``scores > thr`` per sample, compared in the scores' dtype (exactly as in float64).
 
@@ -264,6 +188,9 @@ def apply_masks(model: nn.Module, masks: PruningMasks | Sequence[Tensor]) -> Ite
     ...     pruned_logits = model(x)
     """
     mask_list = list(masks.masks if isinstance(masks, PruningMasks) else masks)
+    # a float times a bool tensor runs a slow casting loop (~15x a float product on CPU); the
+    # same bytes viewed as uint8 take the fast path, and the product is the same 0/1 masking
+    mask_list = [m.view(torch.uint8) if m.dtype == torch.bool else m for m in mask_list]
 
     def handler(site: ActivationSite, out: Tensor) -> Tensor:
         if site.index >= len(mask_list):
@@ -303,10 +230,15 @@ def _taylor(model: nn.Module, inputs: Tensor, target: TargetLike) -> NeuronScore
             raise _no_sites(model)
         t = resolve_target(target, logits)
         grads = torch.autograd.grad(target_scores(logits, t).sum(), acts, allow_unused=True)
-    scores = [
-        (a.detach() * g).abs() if g is not None else torch.zeros_like(a.detach())
-        for a, g in zip(acts, grads)
-    ]
+    storages = [g.untyped_storage().data_ptr() for g in grads if g is not None]
+    scores = []
+    for a, g in zip(acts, grads):
+        if g is None:
+            scores.append(torch.zeros_like(a.detach()))
+        elif g.is_contiguous() and storages.count(g.untyped_storage().data_ptr()) == 1:
+            scores.append(g.mul_(a.detach()).abs_())  # |a dS/da| in the fresh gradient buffer
+        else:  # an expanded gradient, or memory shared with another site's (a1 + a2, cat)
+            scores.append((a.detach() * g).abs())
     return NeuronScores(list(sites), scores, logits.detach(), t, "taylor")
 
 

@@ -1,0 +1,186 @@
+"""The exact percentile threshold: every branch against numpy's linear percentile, ties included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from prunegrad_lite.attribution import percentile
+from prunegrad_lite.attribution.percentile import _pair_of_rows, kth_pair, percentile_threshold
+
+QS = (0.0, 0.1, 0.25, 0.5, 0.7, 0.9, 0.93, 0.95, 0.99, 0.999, 1.0 - 1e-9)
+
+
+def numpy_percentile(values: torch.Tensor, q: float) -> np.ndarray:
+    return np.percentile(values.double().numpy(), 100 * q, axis=1)  # method="linear"
+
+
+def scores_like(n: int, m: int, seed: int) -> torch.Tensor:
+    """Non-negative scores with about half exactly 0, like |a dS/da| of a ReLU network."""
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.rand(n, m, generator=gen) ** 4
+    values[torch.rand(n, m, generator=gen) < 0.5] = 0.0
+    return values
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records what every call of the bracketed branch returned."""
+    calls = []
+    original = percentile._bracketed
+
+    def recorded(*args):
+        calls.append(original(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(percentile, "_bracketed", recorded)
+    return calls
+
+
+@pytest.mark.parametrize("q", QS)
+def test_direct_branch_equals_numpy_with_ties_zero_rows_and_constant_rows(q, spy):
+    gen = torch.Generator().manual_seed(0)
+    values = torch.rand(7, 1001, generator=gen)
+    values[:, :300] = 0.0  # ties at zero, like dead neurons
+    values[2] = torch.randint(0, 5, (1001,), generator=gen).float()  # heavy ties
+    values[3] = 0.0  # an all-zero row
+    values[4] = 0.25  # a row of one value
+    values[5] = -values[5]  # negative values
+    values[6] = values[6].round(decimals=1) * 1e30  # ties among large values
+    got = percentile_threshold(values, q).numpy()
+    np.testing.assert_array_equal(got, numpy_percentile(values, q))
+    assert spy == []  # short rows never take the bracketed branch
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
+def test_tiny_rows(m):
+    gen = torch.Generator().manual_seed(m)
+    values = torch.randint(0, 3, (6, m), generator=gen).float()  # ties in tiny rows too
+    for q in QS:
+        np.testing.assert_array_equal(
+            percentile_threshold(values, q).numpy(), numpy_percentile(values, q)
+        )
+
+
+def test_numpy_interpolation_is_reproduced_bit_for_bit():
+    """numpy's _lerp computes b - (b - a)(1 - g) for g >= 0.5 and a + (b - a) g below."""
+    gen = torch.Generator().manual_seed(3)
+    values = torch.randn(50, 97, generator=gen, dtype=torch.float64) * 1e3
+    for q in np.linspace(0.0, 1.0, 201):
+        np.testing.assert_array_equal(
+            percentile_threshold(values, float(q)).numpy(), numpy_percentile(values, float(q))
+        )
+
+
+def test_pieces_of_rows_equal_the_concatenated_rows_and_other_dtypes():
+    values = scores_like(4, 5000, seed=1)
+    parts = [p.reshape(4, -1, 10) for p in values.split([1000, 3990, 10], dim=1)]  # any shape
+    for q in (0.3, 0.93):
+        want = numpy_percentile(values, q)
+        np.testing.assert_array_equal(percentile_threshold(parts, q).numpy(), want)
+        np.testing.assert_array_equal(percentile_threshold(values.double(), q).numpy(), want)
+    ints = torch.randint(-5, 5, (3, 101), generator=torch.Generator().manual_seed(2))
+    np.testing.assert_array_equal(
+        percentile_threshold(ints, 0.4).numpy(), numpy_percentile(ints, 0.4)
+    )
+
+
+def test_pair_of_rows_selects_on_either_side_with_ties():
+    gen = torch.Generator().manual_seed(4)
+    mat = torch.randint(0, 20, (5, 200), generator=gen).float()
+    ordered = mat.sort(dim=1).values
+    for j in (0, 1, 50, 99, 100, 150, 198, 199):  # j < 100: bottom side, j >= 100: top side
+        lo, hi = _pair_of_rows(mat, j)
+        torch.testing.assert_close(lo, ordered[:, j], rtol=0, atol=0)
+        torch.testing.assert_close(hi, ordered[:, min(j + 1, 199)], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("q", [0.05, 0.3, 0.6, 0.9, 0.93, 0.99])
+def test_bracketed_branch_equals_numpy(q, spy, monkeypatch):
+    monkeypatch.setattr(percentile, "DIRECT_MAX", 1000)
+    values = scores_like(5, 40_000, seed=5)
+    if q < 0.5:  # below the run of zeros: a bracket (0, 0] is empty, see the fallback test
+        values = values + torch.rand(5, 40_000, generator=torch.Generator().manual_seed(9))
+    values[4, ::3] = values[4, ::3].round(decimals=2)  # ties inside the bracket
+    parts = list(values.split([1000, 14_000, 25_000], dim=1))
+    np.testing.assert_array_equal(
+        percentile_threshold(parts, q).numpy(), numpy_percentile(values, q)
+    )
+    assert len(spy) == 1 and spy[0] is not None and bool(spy[0][2].all())  # no row fell back
+
+
+def test_fallback_for_rows_whose_bracket_misses(spy, monkeypatch):
+    """A row whose ranks sit in a long run of ties, and one the sample misleads: direct branch."""
+    monkeypatch.setattr(percentile, "DIRECT_MAX", 1000)
+    values = scores_like(4, 30_000, seed=6)
+    values[1, :9000] = 0.5  # rank 0.93 M sits in 30% of ties at 0.5: the bracket's ends tie
+    values[1, 9000:] = torch.linspace(0, 0.4, 21_000)
+    cols = torch.randint(
+        0, 30_000, (percentile.SAMPLE_SIZE,), generator=torch.Generator().manual_seed(0)
+    )
+    values[2] = 0.0
+    values[2, cols] = 1.0  # the sample (same seeded columns) sees only 1.0, 76% of the row is 0
+    np.testing.assert_array_equal(
+        percentile_threshold(values, 0.93).numpy(), numpy_percentile(values, 0.93)
+    )
+    assert len(spy) == 1 and spy[0][2].tolist() == [True, False, False, True]
+
+
+def test_no_row_can_use_its_bracket(spy, monkeypatch):
+    monkeypatch.setattr(percentile, "DIRECT_MAX", 1000)
+    values = torch.zeros(3, 20_000)
+    values[:, -5:] = 1.0  # all-zero but for 5 values: the bracket (0, 0] is empty
+    np.testing.assert_array_equal(
+        percentile_threshold(values, 0.9).numpy(), numpy_percentile(values, 0.9)
+    )
+    values = torch.full((2, 20_000), 7.0)  # rows of one value
+    np.testing.assert_array_equal(
+        percentile_threshold(values, 0.6).numpy(), numpy_percentile(values, 0.6)
+    )
+    assert spy == [None, None]
+
+
+def test_huge_rows_take_the_bracketed_branch(spy):
+    values = scores_like(2, 3 * percentile.DIRECT_MAX + 7, seed=7)
+    parts = list(values.split(100_000, dim=1))
+    for q in (0.7, 0.9):
+        np.testing.assert_array_equal(
+            percentile_threshold(parts, q).numpy(), numpy_percentile(values, q)
+        )
+    assert len(spy) == 2 and all(c is not None and bool(c[2].all()) for c in spy)
+
+
+def test_kth_pair_returns_both_order_statistics():
+    values = scores_like(3, 777, seed=8)
+    ordered = values.sort(dim=1).values
+    for r in (0, 400, 775, 776):
+        lo, hi = kth_pair(values, r)
+        torch.testing.assert_close(lo, ordered[:, r], rtol=0, atol=0)
+        torch.testing.assert_close(hi, ordered[:, min(r + 1, 776)], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="rank"):
+        kth_pair(values, 777)
+
+
+def test_bad_input_gets_a_clear_error():
+    values = torch.rand(3, 50)
+    values[1, 7] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        percentile_threshold(values, 0.9)
+    with pytest.raises(ValueError, match="empty"):
+        percentile_threshold(torch.empty(3, 0), 0.9)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        percentile_threshold(torch.rand(3, 5), 1.5)
+    with pytest.raises(ValueError, match="pieces"):
+        percentile_threshold([torch.rand(3, 5), torch.rand(4, 5)], 0.5)
+    assert percentile_threshold(torch.empty(0, 5), 0.5).shape == (0,)
+
+
+@pytest.mark.parametrize("m", [0, 1, 254, 255, 256, 513, 70_000])
+def test_row_counts_equal_a_plain_sum(m):
+    gen = torch.Generator().manual_seed(m)
+    mask = torch.rand(3, m, generator=gen) < 0.7
+    mask[1] = True  # a full row: 255 trues per chunk, the most a uint8 holds
+    counts = percentile._row_counts(mask)
+    assert counts.dtype == torch.int64
+    torch.testing.assert_close(counts, mask.long().sum(1), rtol=0, atol=0)
