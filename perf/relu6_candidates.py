@@ -1,0 +1,188 @@
+"""PruneGrad on ReLU6 (EfficientNet-Lite0): the diagnosis and the treatments, measured (issue 12).
+
+Stages, each cached as JSON under ``--out`` (a killed run resumes at the first missing stage):
+
+1. ``diagnosis``: the cause of every zero Taylor score and what pruning each class alone does
+   (``pgl.diagnose_scores``), per photograph;
+2. ``curves``: ``calibrate_sparsity`` (rule "first crossing", grid of 0.05) for every clip
+   treatment and the random control: the whole probability-change curve, per photograph;
+3. ``cosine``: cosine similarity of each treatment's map with the plain gradient's, at 0.5,
+   0.9 and each treatment's calibrated sparsity;
+4. ``perturbation``: LeRF and MoRF (1%, 5%, 10% of the pixels, mean replacement) of the
+   gradient, the random map, random pruning and each treatment at its calibrated sparsity, and
+   paired 95% intervals (``paired_difference``) against the gradient and the random controls.
+
+Run: ``nice -n 5 python perf/relu6_candidates.py --out /work/runs/h12/relu6`` (about 30 min on
+2 busy CPU cores). ``--photos`` restricts the photographs (default: all of ``pgl.PHOTOS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import prunegrad_lite as pgl
+from prunegrad_lite.attribution.prunegrad import CLIP_TREATMENTS
+from prunegrad_lite.attribution.relu6 import CAUSES, diagnose_scores
+from prunegrad_lite.benchmarks.pixel_perturbation import (
+    PixelPerturbationConfig,
+    perturbation_curves,
+)
+from prunegrad_lite.benchmarks.results import write_text
+from prunegrad_lite.benchmarks.stats import paired_difference
+
+TREATMENTS = tuple(CLIP_TREATMENTS)  # spec, keep_active, straight_through, both
+FRACTIONS = (0.01, 0.05, 0.1)
+
+
+def _stage(out: Path, name: str, compute):
+    path = out / f"{name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    t0 = time.time()
+    value = compute()
+    value["seconds"] = round(time.time() - t0, 1)
+    write_text(path, json.dumps(value, indent=1))
+    print(f"[{name}] {value['seconds']} s")
+    return value
+
+
+def diagnosis(model, x, names):
+    d = diagnose_scores(model, x)
+    return {
+        "names": names,
+        "fractions": {c: d.fractions[:, k].tolist() for k, c in enumerate(CAUSES)},
+        "prob_change": {c: v.tolist() for c, v in d.prob_change.items()},
+        "logit_change": {c: v.tolist() for c, v in d.logit_change.items()},
+        "taylor_change": {c: v.tolist() for c, v in d.taylor_change.items()},
+        "table": d.table(),
+    }
+
+
+def curves(model, x):
+    result = {}
+    for treatment in (*TREATMENTS, "random"):
+        scoring = "random" if treatment == "random" else "taylor"
+        cal = pgl.calibrate_sparsity(
+            model,
+            x,
+            scoring=scoring,
+            clip_treatment="spec" if treatment == "random" else treatment,
+            target_change=0.15,
+            tol=0.005,
+        )
+        result[treatment] = {
+            "sparsity": cal.sparsity,
+            "change": cal.change,
+            "monotone": cal.monotone,
+            "curve": cal.evaluated,
+            "per_sample": cal.per_sample,
+            "table": cal.curve_table(),
+        }
+        print(treatment, cal.sparsity, round(cal.change, 4), "monotone" if cal.monotone else "")
+    return result
+
+
+def _cos(a, b):
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
+
+
+def cosine(model, x, calibrated):
+    grad = pgl.Gradient(model).attribute(x)
+    result = {}
+    for treatment in TREATMENTS:
+        row = {}
+        for s in sorted({0.5, 0.9, calibrated[treatment]["sparsity"]}):
+            m = pgl.PruneGrad(model, sparsity=s, clip_treatment=treatment).attribute(x)
+            row[str(s)] = _cos(m, grad).tolist()
+        result[treatment] = row
+    return result
+
+
+def perturbation(model, x, calibrated):
+    methods = {
+        "gradient": pgl.Gradient(model),
+        "random": pgl.RandomMap(model, seed=0),
+        "prunegrad_random": pgl.PruneGrad(
+            model, sparsity=calibrated["random"]["sparsity"], scoring="random"
+        ),
+    }
+    for treatment in TREATMENTS:
+        methods[f"prunegrad_{treatment}"] = pgl.PruneGrad(
+            model, sparsity=calibrated[treatment]["sparsity"], clip_treatment=treatment
+        )
+    methods["prunegrad_spec@0.5"] = pgl.PruneGrad(model, sparsity=0.5, clip_treatment="spec")
+    with torch.no_grad():
+        target = model(x).argmax(1)
+    config = PixelPerturbationConfig(fractions=FRACTIONS, forward_batch=64)
+    change = {}
+    for name, method in methods.items():
+        maps = method.attribute(x, target)
+        curves_ = perturbation_curves(
+            model, x, maps, target, config, generator=torch.Generator().manual_seed(0)
+        )  # (O, F, N)
+        change[name] = {
+            f"{o}@{int(f * 100)}%": curves_[i, j].tolist()
+            for i, o in enumerate(config.orders)
+            for j, f in enumerate(config.fractions)
+        }
+        for i, o in enumerate(config.orders):
+            change[name][f"{o}_mean"] = curves_[i].mean(0).tolist()  # mean over the fractions
+        print(name, {k: round(sum(v) / len(v), 3) for k, v in change[name].items()})
+    comparisons = {}
+    for name in methods:
+        if not name.startswith("prunegrad_") or name == "prunegrad_random":
+            continue
+        for other in ("gradient", "random", "prunegrad_random"):
+            for metric, claim in (
+                ("lerf@10%", "lower"),
+                ("lerf_mean", "lower"),
+                ("morf@10%", "higher"),
+                ("morf_mean", "higher"),
+            ):
+                c = paired_difference(change[name][metric], change[other][metric])
+                comparisons[f"{name} vs {other} {metric}"] = {
+                    **c.to_dict(),
+                    "verdict": c.verdict(claim),
+                    "claim": claim,
+                }
+    return {"change": change, "comparisons": comparisons}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="runs/relu6")
+    parser.add_argument("--photos", nargs="*", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = pgl.load_model("efficientnet_lite0", device="cpu")
+    x, names = pgl.load_photos(args.photos)
+    print(f"{len(names)} photographs: {', '.join(names)}")
+    d = _stage(out, "diagnosis", lambda: diagnosis(model, x, names))
+    print(d["table"])
+    c = _stage(out, "curves", lambda: curves(model, x))
+    for treatment, row in c.items():
+        if treatment != "seconds":
+            print(f"--- {treatment}\n{row['table']}")
+    cos = _stage(out, "cosine", lambda: cosine(model, x, c))
+    for treatment, row in cos.items():
+        if treatment != "seconds":
+            print(treatment, {s: round(sum(v) / len(v), 3) for s, v in row.items()})
+    p = _stage(out, "perturbation", lambda: perturbation(model, x, c))
+    for key, comp in p["comparisons"].items():
+        print(
+            f"{key:<58} {comp['difference']:+.3f} [{comp['low']:+.3f}, {comp['high']:+.3f}] "
+            f"n={comp['n']} {comp['verdict']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
