@@ -50,6 +50,8 @@ __all__ = [
     "PruneGrad",
     "PruneGradExplanation",
     "calibrate_sparsity",
+    "check_clip_treatment",
+    "clip_treatment_options",
     "pruned_perturbation",
 ]
 
@@ -344,6 +346,17 @@ def check_clip_treatment(clip_treatment: str, scoring: str) -> str:
             f"scoring={scoring!r}; use clip_treatment='spec' (or 'auto')"
         )
     return clip_treatment
+
+
+def clip_treatment_options(clip_treatment: str, scoring: str = "taylor") -> tuple[str, bool]:
+    """``(rule, straight_through)`` for :func:`masks_from_scores` and :func:`compute_scores`.
+
+    Example
+    -------
+    >>> rule, st = clip_treatment_options("auto")
+    >>> masks = masks_from_scores(compute_scores(model, x, straight_through=st), 0.5, rule=rule)
+    """
+    return CLIP_TREATMENTS[check_clip_treatment(clip_treatment, scoring)]
 
 
 @dataclass
