@@ -6,16 +6,16 @@ Stages, each cached as JSON under ``--out`` (a killed run resumes at the first m
    (``pgl.diagnose_scores``), per photograph;
 2. ``curve_<treatment>``: ``calibrate_sparsity`` (rule "first crossing", grid of 0.1) for every
    clip treatment: the whole probability-change curve, per photograph;
-3. ``cosine``: cosine similarity of each treatment's map with the plain gradient's, at 0.5
-   and each treatment's calibrated sparsity (and 0.9 for the spec);
-4. ``perturbation``: LeRF and MoRF (5% and 10% of the pixels, mean replacement) of the
-   gradient, the random map, random pruning (at the sparsity of ``CHOSEN``), the spec at the old
-   default 0.5 and each treatment at its calibrated sparsity, and
-   paired 95% intervals (``paired_difference``) against the gradient and the random controls.
+3. ``perturbation``: the cosine similarity of every map with the plain gradient's, and LeRF and
+   MoRF (10% of the pixels, mean replacement) of the gradient, the random map, random pruning
+   (at the sparsity of ``CHOSEN``), the spec at the old default 0.5 and each treatment at its
+   calibrated sparsity, with paired 95% intervals (``paired_difference``) against the gradient
+   and the random controls.
 
 Run: ``nice -n 5 python -u perf/relu6_candidates.py --out /work/runs/h12/relu6``. The grid
-(0.1), the two pixel fractions and the cosine levels are cut down so that it fits in about an
-hour on two shared CPU cores; the README's benchmarks use the full protocol. ``--photos`` restricts the photographs (default: all of ``pgl.PHOTOS``).
+(0.1) and the pixel fractions (10% only) are cut down so that it fits in about an hour on two
+shared CPU cores; the README's benchmarks use the full protocol (1%..10%). ``--photos``
+restricts the photographs (default: all of ``pgl.PHOTOS``); ``--markdown`` prints the tables.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from prunegrad_lite.benchmarks.stats import paired_difference
 
 TREATMENTS = tuple(CLIP_TREATMENTS)  # spec, keep_active, straight_through, both
 CHOSEN = "keep_active"  # the random-pruning control runs at this treatment's sparsity
-FRACTIONS = (0.05, 0.1)
+FRACTIONS = (0.1,)
 
 
 def _stage(out: Path, name: str, compute):
@@ -93,69 +93,55 @@ def _cos(a, b):
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
 
 
-def cosine(model, x, calibrated):
-    grad = pgl.Gradient(model).attribute(x)
-    result = {}
-    for treatment in calibrated:
-        levels = {calibrated[treatment]["sparsity"]} | (
-            {0.5, 0.9} if treatment == "spec" else set()
-        )
-        row = {}
-        for s in sorted(levels):
-            m = pgl.PruneGrad(model, sparsity=s, clip_treatment=treatment).attribute(x)
-            row[str(s)] = _cos(m, grad).tolist()
-        result[treatment] = row
-    return result
+def _method(model, name, calibrated):
+    if name == "gradient":
+        return pgl.Gradient(model)
+    if name == "random":
+        return pgl.RandomMap(model, seed=0)
+    if name == "prunegrad_random":  # random pruning at the chosen treatment's sparsity
+        return pgl.PruneGrad(model, sparsity=calibrated[CHOSEN]["sparsity"], scoring="random")
+    treatment, _, level = name.removeprefix("prunegrad_").partition("@")
+    sparsity = float(level) if level else calibrated[treatment]["sparsity"]
+    return pgl.PruneGrad(model, sparsity=sparsity, clip_treatment=treatment)
 
 
-def perturbation(model, x, calibrated):
-    methods = {
-        "gradient": pgl.Gradient(model),
-        "random": pgl.RandomMap(model, seed=0),
-        "prunegrad_random": pgl.PruneGrad(
-            model, sparsity=calibrated[CHOSEN]["sparsity"], scoring="random"
-        ),  # random pruning at the chosen treatment's sparsity: the control
-    }
-    for treatment in calibrated:
-        methods[f"prunegrad_{treatment}"] = pgl.PruneGrad(
-            model, sparsity=calibrated[treatment]["sparsity"], clip_treatment=treatment
-        )
-    methods["prunegrad_spec@0.5"] = pgl.PruneGrad(model, sparsity=0.5, clip_treatment="spec")
+def perturbation(model, x, name, calibrated, grad):
+    """LeRF/MoRF at 10% and the cosine with the gradient's map, per photograph, for one method."""
     with torch.no_grad():
         target = model(x).argmax(1)
     config = PixelPerturbationConfig(fractions=FRACTIONS, forward_batch=64)
-    change = {}
-    for name, method in methods.items():
-        maps = method.attribute(x, target)
-        curves_ = perturbation_curves(
-            model, x, maps, target, config, generator=torch.Generator().manual_seed(0)
-        )  # (O, F, N)
-        change[name] = {
-            f"{o}@{int(f * 100)}%": curves_[i, j].tolist()
-            for i, o in enumerate(config.orders)
-            for j, f in enumerate(config.fractions)
-        }
-        for i, o in enumerate(config.orders):
-            change[name][f"{o}_mean"] = curves_[i].mean(0).tolist()  # mean over the fractions
-        print(name, {k: round(sum(v) / len(v), 3) for k, v in change[name].items()})
-    comparisons = {}
-    for name in methods:
+    maps = _method(model, name, calibrated).attribute(x, target)
+    curves_ = perturbation_curves(
+        model, x, maps, target, config, generator=torch.Generator().manual_seed(0)
+    )  # (O, F, N)
+    result = {
+        f"{o}@{int(f * 100)}%": curves_[i, j].tolist()
+        for i, o in enumerate(config.orders)
+        for j, f in enumerate(config.fractions)
+    }
+    result["cosine"] = _cos(maps, grad).tolist()
+    result["sparsity"] = getattr(_method(model, name, calibrated), "sparsity", None)
+    print(name, {k: round(_mean(v), 3) for k, v in result.items() if isinstance(v, list)})
+    return result
+
+
+def comparisons(results: dict) -> dict:
+    """Paired 95% intervals: every PruneGrad variant against the gradient and both controls."""
+    out = {}
+    for name in results:
         if not name.startswith("prunegrad_") or name == "prunegrad_random":
             continue
         for other in ("gradient", "random", "prunegrad_random"):
-            for metric, claim in (
-                ("lerf@10%", "lower"),
-                ("lerf_mean", "lower"),
-                ("morf@10%", "higher"),
-                ("morf_mean", "higher"),
-            ):
-                c = paired_difference(change[name][metric], change[other][metric])
-                comparisons[f"{name} vs {other} {metric}"] = {
+            if other not in results:
+                continue
+            for metric, claim in (("lerf@10%", "lower"), ("morf@10%", "higher")):
+                c = paired_difference(results[name][metric], results[other][metric])
+                out[f"{name} vs {other} {metric}"] = {
                     **c.to_dict(),
                     "verdict": c.verdict(claim),
                     "claim": claim,
                 }
-    return {"change": change, "comparisons": comparisons}
+    return out
 
 
 def _mean(v):
@@ -221,37 +207,32 @@ def markdown(out: Path) -> str:
                 + f" | {c['sparsity']:g} ({c['change']:.3f}) | {falls} of {n} |"
             )
         lines.append("")
-    path = out / "cosine.json"
-    if path.exists():
-        cos = json.loads(path.read_text())
+    results = {
+        p.stem.removeprefix("pert_"): json.loads(p.read_text())
+        for p in sorted(out.glob("pert_*.json"))
+    }
+    if results:
         lines += [
-            "| treatment | sparsity | cosine with the gradient: mean (min-max) |",
-            "|---|---|---|",
+            "| method | sparsity | LeRF 10% (lower is better) | MoRF 10% (higher is better) | "
+            "cosine with the gradient: mean (min-max) |",
+            "|---|---|---|---|---|",
         ]
-        for t, row in cos.items():
-            if t == "seconds":
-                continue
-            for s, v in row.items():
-                lines.append(f"| {t} | {s} | {_mean(v):.3f} ({min(v):.3f}-{max(v):.3f}) |")
-        lines.append("")
-    path = out / "perturbation.json"
-    if path.exists():
-        pert = json.loads(path.read_text())
-        metrics = list(next(iter(pert["change"].values())))
-        lines += ["| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
-        for name, row in pert["change"].items():
+        for name, r in results.items():
+            cos = r["cosine"]
             lines.append(
-                f"| {name} | " + " | ".join(f"{_mean(row[m]):.3f}" for m in metrics) + " |"
+                f"| {name} | {r['sparsity'] if r['sparsity'] is not None else ''} | "
+                f"{_mean(r['lerf@10%']):.3f} | {_mean(r['morf@10%']):.3f} | "
+                f"{_mean(cos):.3f} ({min(cos):.3f}-{max(cos):.3f}) |"
             )
         lines += [
             "",
-            "| comparison (a - b) | difference [95% interval] | n | verdict |",
+            "| comparison (a - b) | difference [95% interval] | n | verdict on the claim |",
             "|---|---|---|---|",
         ]
-        for key, comp in pert["comparisons"].items():
+        for key, comp in comparisons(results).items():
             lines.append(
-                f"| {key} ({comp['claim']}) | {comp['difference']:+.3f} "
-                f"[{comp['low']:+.3f}, {comp['high']:+.3f}] | {comp['n']} | {comp['verdict']} |"
+                f"| {key} | {comp['difference']:+.3f} [{comp['low']:+.3f}, {comp['high']:+.3f}] "
+                f"| {comp['n']} | a {comp['claim']}: {comp['verdict']} |"
             )
     return "\n".join(lines)
 
@@ -262,6 +243,10 @@ def main() -> None:
     parser.add_argument("--photos", nargs="*", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--markdown", action="store_true", help="print the tables and stop")
+    parser.add_argument("--treatments", nargs="*", default=list(TREATMENTS))
+    parser.add_argument(
+        "--methods", nargs="*", default=None, help="e.g. gradient prunegrad_spec@0.5"
+    )
     args = parser.parse_args()
     if args.markdown:
         print(markdown(Path(args.out)))
@@ -272,22 +257,28 @@ def main() -> None:
     model = pgl.load_model("efficientnet_lite0", device="cpu")
     x, names = pgl.load_photos(args.photos)
     print(f"{len(names)} photographs: {', '.join(names)}")
-    d = _stage(out, "diagnosis", lambda: diagnosis(model, x, names))
-    print(d["table"])
+    if not args.methods:
+        d = _stage(out, "diagnosis", lambda: diagnosis(model, x, names))
+        print(d["table"])
     c = {}
-    for treatment in TREATMENTS:
+    for treatment in args.treatments:
         c[treatment] = _stage(out, f"curve_{treatment}", lambda t=treatment: curve(model, x, t))
         print(f"--- {treatment}\n{c[treatment]['table']}")
-    cos = _stage(out, "cosine", lambda: cosine(model, x, c))
-    for treatment, row in cos.items():
-        if treatment != "seconds":
-            print(treatment, {s: round(sum(v) / len(v), 3) for s, v in row.items()})
-    p = _stage(out, "perturbation", lambda: perturbation(model, x, c))
-    for key, comp in p["comparisons"].items():
-        print(
-            f"{key:<58} {comp['difference']:+.3f} [{comp['low']:+.3f}, {comp['high']:+.3f}] "
-            f"n={comp['n']} {comp['verdict']}"
-        )
+    methods = args.methods or [
+        "gradient",
+        "random",
+        "prunegrad_spec@0.5",
+        *[f"prunegrad_{t}" for t in c],
+        "prunegrad_random",
+    ]
+    grad = None
+    for name in methods:
+        if (out / f"pert_{name}.json").exists():
+            continue
+        if grad is None:
+            grad = pgl.Gradient(model).attribute(x)
+        _stage(out, f"pert_{name}", lambda n=name, g=grad: perturbation(model, x, n, c, g))
+    print(markdown(out))
 
 
 if __name__ == "__main__":
