@@ -126,13 +126,14 @@ def perturbation(model, x, name, calibrated, grad):
 
 
 def comparisons(results: dict) -> dict:
-    """Paired 95% intervals: every PruneGrad variant against the gradient and both controls."""
+    """Paired 95% intervals: every PruneGrad variant against the gradient, both controls and the
+    spec's rule at its calibrated sparsity."""
     out = {}
     for name in results:
         if not name.startswith("prunegrad_") or name == "prunegrad_random":
             continue
-        for other in ("gradient", "random", "prunegrad_random"):
-            if other not in results:
+        for other in ("gradient", "random", "prunegrad_random", "prunegrad_spec"):
+            if other not in results or other == name:
                 continue
             for metric, claim in (("lerf@10%", "lower"), ("morf@10%", "higher")):
                 c = paired_difference(results[name][metric], results[other][metric])
