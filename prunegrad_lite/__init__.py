@@ -6,6 +6,7 @@ Every public name is re-exported here explicitly; see ``__all__``.
 from __future__ import annotations
 
 from prunegrad_lite.attribution import (
+    CLIP_TREATMENTS,
     DEFAULT_SPARSITY,
     ActivationSite,
     Attribution,
@@ -18,10 +19,12 @@ from prunegrad_lite.attribution import (
     PruneGrad,
     PruneGradExplanation,
     PruningMasks,
+    ScoreDiagnosis,
     SmoothGrad,
     apply_masks,
     calibrate_sparsity,
     count_activation_sites,
+    diagnose_scores,
     intercept_activations,
     masks_from_scores,
     neuron_scores,
@@ -148,6 +151,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AblationCheck",
+    "CLIP_TREATMENTS",
     "DEFAULT_SPARSITY",
     "METHODS",
     "ActivationSite",
@@ -169,6 +173,7 @@ __all__ = [
     "PruneGradExplanation",
     "PruningMasks",
     "RandomMap",
+    "ScoreDiagnosis",
     "SmoothGrad",
     "SmoothGradSquared",
     "__version__",
@@ -179,6 +184,7 @@ __all__ = [
     "check_file",
     "clip_percentile",
     "count_activation_sites",
+    "diagnose_scores",
     "data_root",
     "denormalize_imagenet",
     "fetch",

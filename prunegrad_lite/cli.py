@@ -325,7 +325,7 @@ def _explain_arguments(parser: argparse.ArgumentParser) -> None:
         "--photo",
         nargs="+",
         default=None,
-        help="photographs to explain (efficientnet_lite0; default all)",
+        help="photographs to explain (efficientnet_lite0; default the colour object photos)",
     )
     parser.add_argument(
         "--methods",

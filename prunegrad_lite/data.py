@@ -48,6 +48,7 @@ __all__ = [
     "LabeledData",
     "load_dataset",
     "load_image_folder",
+    "OBJECT_PHOTOS",
     "PHOTOS",
     "load_photo",
     "load_photos",
@@ -782,14 +783,26 @@ def denormalize_imagenet(x: torch.Tensor, style: Style = "efficientnet_lite0") -
 
 @dataclass(frozen=True)
 class Photo:
-    """A photograph that ships inside scikit-image or scikit-learn (offline)."""
+    """A real photograph that ships inside an installed package (read offline).
+
+    ``group``: ``"object"`` (colour photograph of an ImageNet-like object), ``"grey object"``
+    (grey-level photograph of an object, repeated over the three channels), ``"colour other"``
+    (astronomy, medical, microscopy) or ``"texture"`` (grey-level close-ups).
+    """
 
     name: str
     source: str  # the call that loads it
-    licence: str
+    licence: str  # as the shipping package documents it
     description: str
+    group: str = "object"
 
 
+# Every real photograph that scikit-image 0.26, scikit-learn and matplotlib ship (checked
+# 2026-11-30), with the licence their docstrings or READMEs give. Left out: skimage's moon and
+# page (no licence stated), cell (a phase image from a hologram, not a photograph), horse and
+# logo (drawings), lfw_subset (25x25 crops, no licence), the right view of the motorcycle (the
+# same scene as the left one), matplotlib's Minduka present (clip art). 19 photographs: fewer
+# than 20, and only 8 of them are colour photographs of ImageNet-like objects.
 PHOTOS: dict[str, Photo] = {
     p.name: p
     for p in [
@@ -815,12 +828,85 @@ PHOTOS: dict[str, Photo] = {
             "CC BY 2.0 (vultilion on Flickr)",
             "a flower",
         ),
+        Photo(
+            "grace_hopper",
+            'matplotlib.cbook.get_sample_data("grace_hopper.jpg")',
+            "public domain (U.S. Navy official photograph)",
+            "Grace Hopper in uniform",
+        ),
+        Photo(
+            "camera",
+            "skimage.data.camera()",
+            "CC0 (Lav Varshney)",
+            "a photographer with a camera on a tripod",
+            "grey object",
+        ),
+        Photo(
+            "coins",
+            "skimage.data.coins()",
+            "no known copyright restrictions (Brooklyn Museum)",
+            "Greek coins from Pompeii",
+            "grey object",
+        ),
+        Photo(
+            "clock",
+            "skimage.data.clock()",
+            "public domain (Stefan van der Walt)",
+            "a wall clock, motion blurred",
+            "grey object",
+        ),
+        Photo(
+            "text",
+            "skimage.data.text()",
+            "public domain (Wikipedia File:Corner.png)",
+            "a sign with text",
+            "grey object",
+        ),
+        Photo(
+            "hubble_deep_field",
+            "skimage.data.hubble_deep_field()",
+            "public domain (NASA)",
+            "Hubble eXtreme Deep Field",
+            "colour other",
+        ),
+        Photo(
+            "retina",
+            "skimage.data.retina()",
+            "CC0 (Mikael Haggstrom, Wikimedia Commons)",
+            "fundus photograph of a retina",
+            "colour other",
+        ),
+        Photo(
+            "immunohistochemistry",
+            "skimage.data.immunohistochemistry()",
+            "no known copyright restrictions (CMMI)",
+            "stained colonic glands (microscope)",
+            "colour other",
+        ),
+        Photo(
+            "microaneurysms",
+            "skimage.data.microaneurysms()",
+            "CC0 (Andreas Maier, HRF database)",
+            "retina detail with lesions (green channel)",
+            "colour other",
+        ),
+        Photo("brick", "skimage.data.brick()", "CC0 (CC0Textures)", "a brick wall", "texture"),
+        Photo(
+            "grass", "skimage.data.grass()", "CC0 (linolafett on DeviantArt)", "grass", "texture"
+        ),
+        Photo("gravel", "skimage.data.gravel()", "CC0 (CC0Textures)", "gravel", "texture"),
     ]
 }
+#: The colour photographs of ImageNet-like objects (``group == "object"``): the default of
+#: ``prunegrad-lite explain`` and of the notebooks' examples.
+OBJECT_PHOTOS: tuple[str, ...] = tuple(n for n, p in PHOTOS.items() if p.group == "object")
 
 
 def load_photo(name: str) -> np.ndarray:
-    """The photograph ``name`` of :data:`PHOTOS` as uint8 (H, W, 3), read offline.
+    """The photograph ``name`` of :data:`PHOTOS` as uint8, read offline.
+
+    (H, W, 3) for colour photographs, (H, W) for grey-level ones (:func:`preprocess_imagenet`
+    repeats them over the three channels).
 
     Example
     -------
@@ -833,11 +919,17 @@ def load_photo(name: str) -> np.ndarray:
         from sklearn.datasets import load_sample_image
 
         return np.asarray(load_sample_image(f"{name}.jpg"))
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        from PIL import Image
+
+        with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as image:
+            return np.asarray(image.convert("RGB"))
     import skimage.data
 
     if name == "motorcycle":
         return skimage.data.stereo_motorcycle()[0]
-    return getattr(skimage.data, name)()
+    return np.asarray(getattr(skimage.data, name)())
 
 
 def load_photos(

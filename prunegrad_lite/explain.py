@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from prunegrad_lite.attribution.prunegrad import PruneGrad, PruneGradExplanation
 from prunegrad_lite.attribution.registry import get_method
-from prunegrad_lite.data import imagenet_classes, load_dataset, load_photos
+from prunegrad_lite.data import OBJECT_PHOTOS, imagenet_classes, load_dataset, load_photos
 from prunegrad_lite.figures import plot_method_grid
 from prunegrad_lite.maps import clip_percentile, to_display_image
 from prunegrad_lite.models import load_model, model_info
@@ -42,7 +42,7 @@ def _inputs(model_name: str, indices: Sequence[int] | None, photos: Sequence[str
         x = data.images[list(indices)]
         return x, to_display_image(x, data.mean, data.std), data.classes, data.labels[list(indices)]
     if model_name == "efficientnet_lite0":
-        x, names = load_photos(list(photos) if photos else None)
+        x, names = load_photos(list(photos) if photos else list(OBJECT_PHOTOS))
         info = model_info(model_name).preprocessing
         display = to_display_image(x, info.mean, info.std)  # [0, 1] pixel units
         return x, display, imagenet_classes(), None
@@ -112,7 +112,8 @@ def explain_examples(
     """Explain the shipped model's predictions on a few images with several methods.
 
     ``model_name`` "fashion_mnist" takes test-subset images by ``indices`` (default 0..3);
-    "efficientnet_lite0" takes the real photographs named in ``photos`` (default: all of them).
+    "efficientnet_lite0" takes the real photographs named in ``photos`` (default: the colour
+    photographs of ImageNet-like objects, ``data.OBJECT_PHOTOS``).
     Giving ``photos`` to the first or ``indices`` to the second is an error, as are unknown
     method names and a sparsity outside [0, 1): all checked before any work. ``sparsity`` None
     uses the model's calibrated default. Every map explains the predicted class.

@@ -334,7 +334,14 @@ def test_photos():
     with pytest.raises(D.DataError, match="known photos"):
         D.load_photo("dog")
     for p in D.PHOTOS.values():
-        assert p.licence and p.source
+        assert p.licence and p.source and p.description
+        assert p.group in ("object", "grey object", "colour other", "texture")
+    assert len(D.PHOTOS) >= 19 and set(D.OBJECT_PHOTOS) <= set(D.PHOTOS)
+    assert {"coffee", "chelsea", "grace_hopper"} <= set(D.OBJECT_PHOTOS)
+    grey = D.load_photo("camera")  # grey-level photographs come as (H, W) ...
+    assert grey.ndim == 2 and grey.dtype == np.uint8
+    x, _ = D.load_photos(["camera", "grace_hopper"])  # ... and are repeated over 3 channels
+    assert torch.equal(x[0, 0], x[0, 1]) and not torch.equal(x[1, 0], x[1, 1])
 
 
 def test_preprocessing_constants():

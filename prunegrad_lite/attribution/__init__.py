@@ -22,6 +22,7 @@ from prunegrad_lite.attribution.gradients import (
 )
 from prunegrad_lite.attribution.guided_backprop import GuidedBackprop
 from prunegrad_lite.attribution.prunegrad import (
+    CLIP_TREATMENTS,
     DEFAULT_SPARSITY,
     Calibration,
     PruneGrad,
@@ -37,6 +38,7 @@ from prunegrad_lite.attribution.pruning import (
     neuron_scores,
     percentile_threshold,
 )
+from prunegrad_lite.attribution.relu6 import ScoreDiagnosis, diagnose_scores
 from prunegrad_lite.attribution.registry import (
     METHODS,
     SmoothGradSquared,
@@ -45,6 +47,7 @@ from prunegrad_lite.attribution.registry import (
 )
 
 __all__ = [
+    "CLIP_TREATMENTS",
     "DEFAULT_SPARSITY",
     "METHODS",
     "ActivationSite",
@@ -64,12 +67,14 @@ __all__ = [
     "PruneGradExplanation",
     "PruningMasks",
     "RandomMap",
+    "ScoreDiagnosis",
     "SmoothGrad",
     "SmoothGradSquared",
     "apply_masks",
     "attribute",
     "calibrate_sparsity",
     "count_activation_sites",
+    "diagnose_scores",
     "fullgrad_decomposition",
     "get_method",
     "intercept_activations",

@@ -42,18 +42,36 @@ from prunegrad_lite.attribution.pruning import (
 )
 
 __all__ = [
+    "AUTO_CLIP_TREATMENT",
+    "CLIP_TREATMENTS",
     "DEFAULT_SPARSITY",
     "INNER_METHODS",
     "Calibration",
     "PruneGrad",
     "PruneGradExplanation",
     "calibrate_sparsity",
+    "check_clip_treatment",
+    "clip_treatment_options",
     "pruned_perturbation",
 ]
 
 #: Used for models that carry no calibrated default (``model.default_sparsity``): the authors'
 #: ResNet50 value. Calibrate your own with :func:`calibrate_sparsity`.
 DEFAULT_SPARSITY = 0.7
+
+#: What PruneGrad does about clipped activations (ReLU6), for the Taylor scoring: name ->
+#: (step 2's rule, straight-through scoring). ``"spec"`` is the method as published; the others
+#: are our extension (see :mod:`prunegrad_lite.attribution.relu6`). On networks without a
+#: ReLU6 every treatment gives the spec's masks bit for bit.
+CLIP_TREATMENTS: dict[str, tuple[str, bool]] = {
+    "spec": ("spec", False),
+    "keep_active": ("keep_active", False),
+    "straight_through": ("spec", True),
+    "straight_through+keep_active": ("keep_active", True),
+}
+#: The treatment ``clip_treatment="auto"`` (the default) uses with the Taylor scoring, chosen from
+#: the measurements on EfficientNet-Lite0 in docs/relu6.md (perf/relu6_candidates.py).
+AUTO_CLIP_TREATMENT = "keep_active"
 
 
 def pruned_perturbation(
@@ -176,6 +194,11 @@ class PruneGrad(Attribution):
     inner_options : keyword options of the inner method (e.g. ``{"steps": 50}`` for IG).
     seed : seed or ``torch.Generator`` for the random scoring and SmoothGrad noise; an int
         gives the same maps on every call.
+    clip_treatment : what to do about ReLU6's clip (Taylor scoring only): ``"spec"`` (the
+        method: prune ``score <= thr``), ``"keep_active"`` (never count an active neuron with
+        score 0 at a ReLU6 site as unimportant), ``"straight_through"`` (score with ReLU's
+        gradient through the clip) or both; ``"auto"``: :data:`AUTO_CLIP_TREATMENT`. Our
+        extension (the paper used ReLU networks): on ReLU networks all give the spec's maps.
 
     The result of ``attribute`` is signed, shaped like the inputs and not multiplied by x.
 
@@ -199,6 +222,7 @@ class PruneGrad(Attribution):
         seed: int | torch.Generator | None = 0,
         alphas: int = 11,
         internal_batch_size: int | None = None,
+        clip_treatment: str = "auto",
     ) -> None:
         super().__init__(model)
         if sparsity is None:
@@ -212,6 +236,7 @@ class PruneGrad(Attribution):
         if inner not in INNER_METHODS:
             raise ValueError(f"inner must be one of {tuple(INNER_METHODS)}, got {inner!r}")
         self.threshold, self.scoring, self.inner = threshold, scoring, inner
+        self.clip_treatment = check_clip_treatment(clip_treatment, scoring)
         self.inner_options = dict(inner_options or {})
         self.seed, self.alphas, self.internal_batch_size = seed, alphas, internal_batch_size
 
@@ -221,6 +246,7 @@ class PruneGrad(Attribution):
             "threshold": self.threshold,
             "scoring": self.scoring,
             "inner": self.inner,
+            "clip_treatment": self.clip_treatment,
         }
 
     def _generator(self) -> torch.Generator | None:
@@ -238,6 +264,7 @@ class PruneGrad(Attribution):
             generator=self._generator(),
             alphas=self.alphas,
             internal_batch_size=self.internal_batch_size,
+            straight_through=CLIP_TREATMENTS[self.clip_treatment][1],
         )
 
     def _step3(
@@ -258,9 +285,11 @@ class PruneGrad(Attribution):
         self, x: Tensor, target: TargetLike, keep_scores: bool = False
     ) -> tuple[NeuronScores, PruningMasks, Tensor, Tensor | None]:
         scores = self._scores(x, target)
-        masks = masks_from_scores(scores, self.sparsity, self.threshold)
+        rule = CLIP_TREATMENTS[self.clip_treatment][0]
+        masks = masks_from_scores(scores, self.sparsity, self.threshold, rule)
         if not keep_scores:  # free them before step 3's graph is built (peak memory)
             scores.scores = []
+            scores.activations = None
         attribution, pruned_logits = self._step3(x, scores.target, masks)
         return scores, masks, attribution, pruned_logits
 
@@ -305,25 +334,80 @@ class PruneGrad(Attribution):
             return self._scores(x, target)
 
 
+def check_clip_treatment(clip_treatment: str, scoring: str) -> str:
+    """Resolve ``"auto"`` and check the treatment fits the scoring; returns a key of
+    :data:`CLIP_TREATMENTS` (always ``"spec"`` for the non-Taylor scorings)."""
+    if clip_treatment == "auto":
+        return AUTO_CLIP_TREATMENT if scoring == "taylor" else "spec"
+    if clip_treatment not in CLIP_TREATMENTS:
+        raise ValueError(
+            f"clip_treatment must be 'auto' or one of {tuple(CLIP_TREATMENTS)}, "
+            f"got {clip_treatment!r}"
+        )
+    if clip_treatment != "spec" and scoring != "taylor":
+        raise ValueError(
+            f"clip_treatment={clip_treatment!r} applies to the 'taylor' scoring only, got "
+            f"scoring={scoring!r}; use clip_treatment='spec' (or 'auto')"
+        )
+    return clip_treatment
+
+
+def clip_treatment_options(clip_treatment: str, scoring: str = "taylor") -> tuple[str, bool]:
+    """``(rule, straight_through)`` for :func:`masks_from_scores` and :func:`compute_scores`.
+
+    Example
+    -------
+    >>> rule, st = clip_treatment_options("auto")
+    >>> masks = masks_from_scores(compute_scores(model, x, straight_through=st), 0.5, rule=rule)
+    """
+    return CLIP_TREATMENTS[check_clip_treatment(clip_treatment, scoring)]
+
+
 @dataclass
 class Calibration:
-    """Result of :func:`calibrate_sparsity`."""
+    """Result of :func:`calibrate_sparsity`: the chosen sparsity and the whole curve."""
 
     sparsity: float  # the calibrated sparsity
     change: float  # mean relative probability change it gives
     target_change: float
     evaluated: list[tuple[float, float]]  # (sparsity, mean change) pairs, sorted by sparsity
+    rule: str = "first crossing"  # how the sparsity was chosen (see calibrate_sparsity)
+    per_sample: list[tuple[float, list[float]]] = field(default_factory=list, repr=False)
+
+    @property
+    def monotone(self) -> bool:
+        """Whether the mean change never decreases along the evaluated sparsities."""
+        changes = [c for _, c in self.evaluated]
+        return all(b >= a for a, b in zip(changes, changes[1:]))
+
+    def curve_table(self) -> str:
+        """The whole curve as text: sparsity, mean change, and a mark at the chosen point."""
+        rows = [f"{'sparsity':>9} {'mean |dp|/p':>12}"]
+        for s, c in self.evaluated:
+            mark = "  <- chosen" if s == self.sparsity else ""
+            rows.append(f"{s:>9.4f} {c:>12.4f}{mark}")
+        rows.append(
+            f"target {self.target_change:g}; rule: {self.rule}; "
+            f"curve {'monotone' if self.monotone else 'NOT monotone'}"
+        )
+        return "\n".join(rows)
 
 
-def _mean_change(
-    model: nn.Module, x: Tensor, scores: NeuronScores, sparsity: float, threshold: str
-) -> float:
-    masks = masks_from_scores(scores, sparsity, threshold)
+def _changes(
+    model: nn.Module,
+    x: Tensor,
+    scores: NeuronScores,
+    sparsity: float,
+    threshold: str,
+    rule: str = "spec",
+) -> Tensor:
+    """Relative change of the target probability per sample, (N,), at one sparsity."""
+    masks = masks_from_scores(scores, sparsity, threshold, rule)
     with torch.no_grad(), apply_masks(model, masks):
         pruned = model(x)
     p = scores.logits.softmax(-1).gather(1, scores.target.view(-1, 1)).squeeze(1)
     q = pruned.softmax(-1).gather(1, scores.target.view(-1, 1)).squeeze(1)
-    return ((p - q).abs() / p.clamp_min(1e-12)).mean().item()
+    return ((p - q).abs() / p.clamp_min(1e-12)).cpu()
 
 
 def calibrate_sparsity(
@@ -334,51 +418,87 @@ def calibrate_sparsity(
     *,
     threshold: str = "global",
     scoring: str = "taylor",
+    clip_treatment: str = "auto",
     tol: float = 0.002,
     max_sparsity: float = 0.999,
+    grid: int = 20,
 ) -> Calibration:
     """The sparsity at which pruning changes the target probability by ``target_change`` on average.
 
     The change is relative, ``mean_n |p_c(x_n) - p_c^pruned(x_n)| / p_c(x_n)``, as in the
-    authors' choice of 90% (VGG16) and 70-75% (ResNet50) for about 15%. Scores are computed once;
-    the sparsity is found by bisection (the change grows with sparsity) to within ``tol``, with
-    one pruned forward pass per step. If even ``max_sparsity`` stays below the target, it is
-    returned with the change it reaches.
+    authors' choice of 90% (VGG16) and 70-75% (ResNet50) for about 15%. Scores are computed once
+    (with the same ``clip_treatment`` as :class:`PruneGrad`).
+
+    Rule ("first crossing"), written for curves that need not be monotone (ReLU6 networks under
+    the spec's rule): the curve is evaluated on a grid of ``grid`` sparsities ``k / grid`` plus
+    ``max_sparsity``; the first grid point whose change reaches the target and the one before it
+    bracket the crossing, which bisection refines to within ``tol``; the closer of the two ends
+    is returned. The result is the smallest sparsity (to the grid's resolution) at which the
+    change reaches the target; on a monotone curve that is the only crossing, as a plain
+    bisection would find. If no point reaches the target, the point with the largest change is
+    returned. ``evaluated`` holds the whole curve (``curve_table()`` prints it, ``monotone``
+    says whether it was), ``per_sample`` the per-sample changes on the grid.
 
     Example
     -------
     >>> cal = calibrate_sparsity(model, x_val[:256])
-    >>> cal.sparsity, cal.change
+    >>> cal.sparsity, cal.change; print(cal.curve_table())
     """
     if not 0.0 < target_change < 1.0:
         raise ValueError(f"target_change must be in (0, 1), got {target_change}")
     if not tol > 0:
         raise ValueError(f"tol must be > 0 (the bisection's sparsity tolerance), got {tol}")
     check_sparsity(max_sparsity)
+    if grid < 2:
+        raise ValueError(f"grid must be >= 2, got {grid}")
+    treatment = check_clip_treatment(clip_treatment, scoring)
+    rule, straight_through = CLIP_TREATMENTS[treatment]
     check_model(model)
     x = check_inputs(model, inputs)
     with preserve_model_state(model):
         scores = compute_scores(
-            model, x, target, scoring, generator=torch.Generator().manual_seed(0)
+            model,
+            x,
+            target,
+            scoring,
+            generator=torch.Generator().manual_seed(0),
+            straight_through=straight_through,
         )
         evaluated: dict[float, float] = {}
+        per_sample: dict[float, list[float]] = {}
 
         def change(s: float) -> float:
             if s not in evaluated:
-                evaluated[s] = _mean_change(model, x, scores, s, threshold)
+                per = _changes(model, x, scores, s, threshold, rule)
+                evaluated[s] = per.mean().item()
+                per_sample[s] = per.tolist()
             return evaluated[s]
 
-        lo, hi = 0.0, max_sparsity
-        if change(hi) < target_change:
-            best = hi
+        points = sorted({round(k / grid, 6) for k in range(1, grid)} | {max_sparsity})
+        points = [p for p in points if p <= max_sparsity]
+        curve = [change(p) for p in points]  # the whole curve, always
+        first = next((i for i, c in enumerate(curve) if c >= target_change), None)
+        if first is None:
+            best = max(points, key=change)
         else:
-            for _ in range(max(1, math.ceil(math.log2(max_sparsity / tol)))):
+            lo, hi = (points[first - 1] if first > 0 else 0.0), points[first]
+            if lo == 0.0:
+                evaluated.setdefault(0.0, 0.0)
+                per_sample.setdefault(0.0, [0.0] * x.shape[0])
+            for _ in range(max(1, math.ceil(math.log2(max(hi - lo, tol) / tol)))):
+                if hi - lo <= tol:
+                    break
                 mid = 0.5 * (lo + hi)
                 if change(mid) < target_change:
                     lo = mid
                 else:
                     hi = mid
-                if hi - lo <= tol:
-                    break
             best = lo if abs(change(lo) - target_change) <= abs(change(hi) - target_change) else hi
-    return Calibration(round(best, 4), evaluated[best], target_change, sorted(evaluated.items()))
+    return Calibration(
+        round(best, 4),
+        evaluated[best],
+        target_change,
+        sorted(evaluated.items()),
+        "first crossing",
+        sorted(per_sample.items()),
+    )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,7 @@ from prunegrad_lite.attribution.base import (
 from prunegrad_lite.attribution.percentile import percentile_threshold
 
 __all__ = [
+    "RULES",
     "SCORINGS",
     "THRESHOLDS",
     "NeuronScores",
@@ -51,10 +52,15 @@ __all__ = [
     "masks_from_scores",
     "neuron_scores",
     "percentile_threshold",
+    "rule_keys",
 ]
 
 SCORINGS = ("taylor", "integrated_gradients", "random")
 THRESHOLDS = ("global", "layer")
+#: Step 2's rules: ``"spec"`` prunes ``score <= thr`` (the method); ``"keep_active"`` (our
+#: extension for clipped activations, see :mod:`~prunegrad_lite.attribution.relu6`) never counts
+#: an active neuron with score 0 at a ReLU6 site as unimportant. Identical on ReLU networks.
+RULES = ("spec", "keep_active")
 
 
 @dataclass
@@ -70,6 +76,9 @@ class NeuronScores:
     logits: Tensor
     target: Tensor
     scoring: str
+    # per site (N, *shape) activation values, kept by the Taylor scoring for the rule
+    # "keep_active"; None for the other scorings
+    activations: list[Tensor] | None = field(default=None, repr=False)
 
     def flat(self) -> Tensor:
         """All scores of each sample in one row, (N, M) with M the neurons per sample."""
@@ -136,13 +145,19 @@ def _keep(scores: Tensor, thr: Tensor) -> Tensor:
 
 
 def masks_from_scores(
-    scores: NeuronScores | Sequence[Tensor], sparsity: float, threshold: str = "global"
+    scores: NeuronScores | Sequence[Tensor],
+    sparsity: float,
+    threshold: str = "global",
+    rule: str = "spec",
 ) -> PruningMasks:
     """Step 2: keep the neurons with ``score > percentile(scores, 100 * sparsity)``, per sample.
 
     ``threshold="global"`` uses one percentile over all sites of a sample (the method's default);
     ``"layer"`` one percentile within each site. ``sparsity = 0`` keeps every neuron, so the
     pruned network is the original one and PruneGrad is the plain gradient.
+    ``rule="keep_active"`` (needs Taylor ``NeuronScores``, which carry the activations) ranks,
+    at ReLU6 sites only, every active neuron with score 0 above all scored neurons (ordered by
+    activation), so it is pruned last; see :func:`rule_keys`. ``"spec"``: the method's rule.
 
     Example
     -------
@@ -153,7 +168,12 @@ def masks_from_scores(
     sparsity = check_sparsity(sparsity)
     if threshold not in THRESHOLDS:
         raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
-    score_list = list(scores.scores if isinstance(scores, NeuronScores) else scores)
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if rule == "keep_active":
+        score_list = rule_keys(scores)
+    else:
+        score_list = list(scores.scores if isinstance(scores, NeuronScores) else scores)
     if not score_list:
         raise NoActivationError("no activation sites, so there is nothing to prune")
     n = score_list[0].shape[0]
@@ -171,6 +191,35 @@ def masks_from_scores(
         thrs.append(t)
         masks.append(_keep(s, t))
     return PruningMasks(masks, torch.stack(thrs, dim=1).cpu(), sparsity, threshold)
+
+
+def rule_keys(scores: NeuronScores) -> list[Tensor]:
+    """The ranking keys of ``rule="keep_active"``: the scores, except at ReLU6 sites.
+
+    There an active neuron (``a > 0``) whose score is exactly 0 gets the key
+    ``top + a``, with ``top`` the sample's largest score plus 1: above every scored neuron, so
+    the threshold reaches it last, and among such neurons the larger activation is kept longer.
+    Inactive neurons keep their score 0 (pruning them is exact). Sites of another kind, and
+    models without a ReLU6 site, get their scores back unchanged (the same tensors).
+    """
+    if not isinstance(scores, NeuronScores) or scores.activations is None:
+        raise ValueError(
+            'rule="keep_active" needs the activations: pass the NeuronScores of the "taylor" '
+            "scoring (neuron_scores(model, x)), not a list of tensors or another scoring"
+        )
+    clipped = [site.kind == "relu6" for site in scores.sites]
+    if not any(clipped):
+        return list(scores.scores)
+    n = scores.scores[0].shape[0]
+    top = torch.stack([s.flatten(1).amax(1) for s in scores.scores], 1).amax(1) + 1.0  # (N,)
+    keys = []
+    for s, a, is_clipped in zip(scores.scores, scores.activations, clipped):
+        if not is_clipped:
+            keys.append(s)
+            continue
+        protect = (s == 0) & (a > 0)
+        keys.append(torch.where(protect, top.view(n, *([1] * (s.ndim - 1))) + a, s))
+    return keys
 
 
 @contextlib.contextmanager
@@ -215,16 +264,21 @@ def apply_masks(model: nn.Module, masks: PruningMasks | Sequence[Tensor]) -> Ite
 # --------------------------------------------------------------------------- step 1: scores
 
 
-def _taylor(model: nn.Module, inputs: Tensor, target: TargetLike) -> NeuronScores:
+def _taylor(
+    model: nn.Module, inputs: Tensor, target: TargetLike, straight_through: bool = False
+) -> NeuronScores:
+    from prunegrad_lite.attribution.relu6 import straight_through_clip
+
     acts: list[Tensor] = []
 
     def record(site: ActivationSite, out: Tensor) -> Tensor:
         acts.append(out)
         return out
 
+    clip = straight_through_clip() if straight_through else contextlib.nullcontext()
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)  # so every activation is in the graph
-        with intercept_activations(model, record) as sites:
+        with clip, intercept_activations(model, record) as sites:
             logits = model(x)  # (N, K)
         if not sites:
             raise _no_sites(model)
@@ -239,7 +293,8 @@ def _taylor(model: nn.Module, inputs: Tensor, target: TargetLike) -> NeuronScore
             scores.append(g.mul_(a.detach()).abs_())  # |a dS/da| in the fresh gradient buffer
         else:  # an expanded gradient, or memory shared with another site's (a1 + a2, cat)
             scores.append((a.detach() * g).abs())
-    return NeuronScores(list(sites), scores, logits.detach(), t, "taylor")
+    activations = [a.detach() for a in acts]
+    return NeuronScores(list(sites), scores, logits.detach(), t, "taylor", activations)
 
 
 def _sites_and_logits(model: nn.Module, inputs: Tensor) -> tuple[list[ActivationSite], Tensor]:
@@ -327,10 +382,13 @@ def compute_scores(
     generator: torch.Generator | None = None,
     alphas: int = 11,
     internal_batch_size: int | None = None,
+    straight_through: bool = False,
 ) -> NeuronScores:
     """:func:`neuron_scores` without the input checks, for inputs already checked and on device."""
+    if straight_through and scoring != "taylor":
+        raise ValueError(f"straight_through applies to the 'taylor' scoring, not {scoring!r}")
     if scoring == "taylor":
-        return _taylor(model, inputs, target)
+        return _taylor(model, inputs, target, straight_through)
     if scoring == "random":
         return _random(model, inputs, target, generator)
     if scoring == "integrated_gradients":
@@ -349,13 +407,16 @@ def neuron_scores(
     generator: torch.Generator | None = None,
     alphas: int = 11,
     internal_batch_size: int | None = None,
+    straight_through: bool = False,
 ) -> NeuronScores:
     """Step 1: importance score of every neuron of every activation site, per sample.
 
     ``target=None`` explains the class the unpruned network predicts. ``scoring`` is
     ``"taylor"`` (``|a * dS/da|``, one forward and one backward pass), ``"integrated_gradients"``
     (PruneInt, ``alphas`` points from 0 to 1, one pass per site) or ``"random"`` (uniform scores
-    from ``generator``: the random-pruning control). Inputs are checked like
+    from ``generator``: the random-pruning control). ``straight_through=True`` (Taylor only)
+    takes ``dS/da`` with ReLU's gradient through every ReLU6 clip (our extension, see
+    :mod:`~prunegrad_lite.attribution.relu6`; no effect on ReLU networks). Inputs are checked like
     :meth:`PruneGrad.attribute` and moved to the model's device; the model is left unchanged.
 
     Example
@@ -374,4 +435,5 @@ def neuron_scores(
             generator=generator,
             alphas=alphas,
             internal_batch_size=internal_batch_size,
+            straight_through=straight_through,
         )

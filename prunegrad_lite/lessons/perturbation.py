@@ -31,7 +31,7 @@ from prunegrad_lite.attribution.base import (
     preserve_model_state,
     target_scores,
 )
-from prunegrad_lite.attribution.prunegrad import pruned_perturbation
+from prunegrad_lite.attribution.prunegrad import clip_treatment_options, pruned_perturbation
 from prunegrad_lite.attribution.pruning import (
     apply_masks,
     check_sparsity,
@@ -93,9 +93,10 @@ def perturbation_gains(
     check_model(model)
     x = check_inputs(model, inputs)
     with preserve_model_state(model):
-        scores = compute_scores(model, x, target, "taylor")
+        rule, st = clip_treatment_options("auto")  # as PruneGrad(model, sparsity)
+        scores = compute_scores(model, x, target, "taylor", straight_through=st)
         t = scores.target
-        masks = masks_from_scores(scores, sparsity)
+        masks = masks_from_scores(scores, sparsity, rule=rule)
         gen = torch.Generator().manual_seed(seed)
         directions = {
             "gradient": _unit(input_gradient(model, x, t)[0]),
@@ -140,12 +141,17 @@ class SparsityMaps:
 
 
 def sparsity_maps(
-    model: nn.Module, inputs: Tensor, sparsities: Sequence[float], target: TargetLike = None
+    model: nn.Module,
+    inputs: Tensor,
+    sparsities: Sequence[float],
+    target: TargetLike = None,
+    clip_treatment: str = "auto",
 ) -> SparsityMaps:
     """PruneGrad at each sparsity: Taylor scores once, then masks and one gradient per sparsity.
 
-    Equal to ``PruneGrad(model, sparsity=s).attribute(inputs, target)`` for every ``s``, at the
-    cost of 1 + S forward/backward passes instead of 2 S. Sparsity 0 gives the plain gradient.
+    Equal to ``PruneGrad(model, sparsity=s, clip_treatment=clip_treatment).attribute(inputs,
+    target)`` for every ``s``, at the cost of 1 + S forward/backward passes instead of 2 S.
+    Sparsity 0 gives the plain gradient.
 
     Example
     -------
@@ -157,10 +163,11 @@ def sparsity_maps(
     x = check_inputs(model, inputs)
     maps, kept, pruned = {}, {}, {}
     with preserve_model_state(model):
-        scores = compute_scores(model, x, target, "taylor")
+        rule, st = clip_treatment_options(clip_treatment)
+        scores = compute_scores(model, x, target, "taylor", straight_through=st)
         t = scores.target
         for s in levels:
-            masks = masks_from_scores(scores, s)
+            masks = masks_from_scores(scores, s, rule=rule)
             with apply_masks(model, masks):
                 grad, logits = input_gradient(model, x, t)
             maps[s] = grad.detach().to(inputs.device)

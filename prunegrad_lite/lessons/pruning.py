@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from prunegrad_lite.attribution.activations import ActivationSite
 from prunegrad_lite.attribution.base import TargetLike, check_inputs, check_model
 from prunegrad_lite.attribution.base import preserve_model_state
+from prunegrad_lite.attribution.prunegrad import check_clip_treatment, clip_treatment_options
 from prunegrad_lite.attribution.pruning import (
     apply_masks,
     check_sparsity,
@@ -41,6 +42,7 @@ class PruningSweep:
     sparsities: np.ndarray  # (S,) fractions of neurons pruned
     scoring: str  # "taylor" (PruneGrad), "random" (control) or "integrated_gradients"
     threshold: str  # "global" or "layer"
+    clip_treatment: str  # what was done about ReLU6's clip (PruneGrad's option; "spec" for random)
     sites: list[ActivationSite]
     kept_fraction: np.ndarray  # (S, N) fraction of all neurons kept: the effective 1 - sparsity
     kept_per_site: np.ndarray  # (S, N, L) fraction of each site's neurons kept
@@ -68,12 +70,14 @@ def pruning_sweep(
     scoring: str = "taylor",
     threshold: str = "global",
     seed: int = 0,
+    clip_treatment: str = "auto",
 ) -> PruningSweep:
     """Prune at each sparsity and record kept fractions and target probabilities.
 
     Scores are computed once (``scoring`` as :func:`~prunegrad_lite.neuron_scores`; ``seed``
     seeds the random scoring), then one masked forward pass per sparsity. ``target=None``
-    explains the predicted class. The model is left unchanged.
+    explains the predicted class. ``clip_treatment`` as :class:`~prunegrad_lite.PruneGrad`
+    (ReLU6 networks only; ``"spec"`` is the method as published). The model is left unchanged.
 
     Example
     -------
@@ -85,12 +89,14 @@ def pruning_sweep(
     x = check_inputs(model, inputs)
     with preserve_model_state(model):
         gen = torch.Generator().manual_seed(seed)
-        scores = compute_scores(model, x, target, scoring, generator=gen)
+        treatment = check_clip_treatment(clip_treatment, scoring)
+        rule, st = clip_treatment_options(treatment, scoring)
+        scores = compute_scores(model, x, target, scoring, generator=gen, straight_through=st)
         t = scores.target.view(-1, 1)  # (N, 1)
         prob = scores.logits.softmax(-1).gather(1, t).squeeze(1)  # (N,)
         kept, kept_sites, pruned, same = [], [], [], []
         for s in levels:  # one masked forward pass per sparsity, all samples at once
-            masks = masks_from_scores(scores, s, threshold)
+            masks = masks_from_scores(scores, s, threshold, rule)
             with torch.no_grad(), apply_masks(model, masks):
                 logits = model(x)  # (N, K)
             kept.append(masks.kept_fraction.cpu())
@@ -101,6 +107,7 @@ def pruning_sweep(
         sparsities=np.asarray(levels, dtype=np.float64),
         scoring=scoring,
         threshold=threshold,
+        clip_treatment=treatment,
         sites=scores.sites,
         kept_fraction=torch.stack(kept).numpy(),
         kept_per_site=torch.stack(kept_sites).numpy(),
@@ -120,7 +127,13 @@ def format_pruning_sweeps(sweeps: Sequence[PruningSweep]) -> str:
     -------
     >>> print(format_pruning_sweeps([taylor, random]))
     """
-    head = f"{'':>8}" + "".join(f" | {s.scoring + ', ' + s.threshold:^25}" for s in sweeps)
+
+    def label(s: PruningSweep) -> str:  # the clip treatment only when not the default
+        default = check_clip_treatment("auto", s.scoring)
+        extra = "" if s.clip_treatment == default else f", {s.clip_treatment}"
+        return f"{s.scoring}, {s.threshold}{extra}"[:25]
+
+    head = f"{'':>8}" + "".join(f" | {label(s):^25}" for s in sweeps)
     sub = f"{'sparsity':>8}" + f" | {'kept':>8} {'|dp|/p':>9} {'same':>6}" * len(sweeps)
     rows = [head, sub]
     for i, s in enumerate(sweeps[0].sparsities):
