@@ -43,11 +43,11 @@ def test_true_change_matches_one_forward_hook_ablation_per_neuron():
         site_index, pos = check.sites[k], check.positions[k]
         target_site = sites[site_index]
 
-        def zero_one(site, out, _want=site_index, _pos=pos):
+        def zero_one(site, out, _want=site_index, _pos=pos, _a=check.activation[k]):
             if site.index != _want:
                 return out
             flat = out.clone().flatten(1)
-            assert flat[0, _pos].item() == pytest.approx(check.activation[k], rel=1e-6)
+            assert flat[0, _pos].item() == pytest.approx(_a, rel=1e-6)
             flat[0, _pos] = 0.0
             return flat.view_as(out)
 
