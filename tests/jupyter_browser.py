@@ -395,8 +395,9 @@ def control_label(driver, control) -> str:
     )
 
 
-def move(driver, control) -> str:
-    """Change one control's value the way a student would; returns what was done."""
+def move(driver, control) -> str | None:
+    """Change one control's value the way a student would; returns what was done, or None
+    when the control has a single value (e.g. an image list holding one image in smoke mode)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
@@ -406,6 +407,8 @@ def move(driver, control) -> str:
     if "widget-slider" in classes:
         handle = control.find_element(By.CSS_SELECTOR, ".noUi-handle")
         readout = control.find_element(By.CSS_SELECTOR, ".widget-readout")
+        if handle.get_attribute("aria-valuemin") == handle.get_attribute("aria-valuemax"):
+            return None
         before = readout.text
         handle.click()
         handle.send_keys(Keys.ARROW_RIGHT)
@@ -417,10 +420,14 @@ def move(driver, control) -> str:
         return f"slider {before} -> {readout.text}"
     if "widget-toggle-buttons" in classes:
         buttons = control.find_elements(By.CSS_SELECTOR, "button")
+        if len(buttons) < 2:
+            return None
         other = next(b for b in buttons if "mod-active" not in (b.get_attribute("class") or ""))
         other.click()
         return f"toggle -> {other.text}"
     select = Select(control.find_element(By.CSS_SELECTOR, "select"))
+    if len(select.options) < 2:
+        return None
     if select.is_multiple:
         chosen = [o for o in select.options if o.is_selected()]
         if len(chosen) > 1:

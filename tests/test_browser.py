@@ -36,11 +36,10 @@ DEFAULT = ("01", "03", "06")  # in CI: three notebooks with widgets of every kin
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
 RUN_TIMEOUT = 900  # s to run one notebook's cells in smoke mode (a few tens of s when idle)
 UPDATE_TIMEOUT = 180  # s for one widget update (0.3-6 s when idle)
+MIN_SCALE = 0.7  # a figure shown below 70% of its size (e.g. 1,800 px in 950) has tiny text
 BUILDS = re.compile(r"\bpgl\.build_\w+_widget\(")
-# Console messages that are not errors of the course (each with its reason):
-CONSOLE_IGNORE = re.compile(
-    r"favicon\.ico"  # the browser asks for /favicon.ico, which the server does not have
-)
+# Console errors that are not the course's, each with its reason (none known so far).
+CONSOLE_IGNORE: re.Pattern | None = None
 
 CHROMIUM, CHROMEDRIVER, MISSING = jb.find_browser()
 
@@ -96,13 +95,8 @@ def _shoot(driver, widget, folder: Path | None, name: str) -> None:
         driver.save_screenshot(str(folder / f"{name}.png"))
 
 
-@pytest.mark.slow
-@pytest.mark.notebook
-@pytest.mark.browser
-@pytest.mark.parametrize("name", [_param(n) for n in NOTEBOOKS])
-def test_notebook_in_the_browser(name: str, lab, shots, request: pytest.FixtureRequest) -> None:
-    if name[:2] not in DEFAULT and "browser_all" not in (request.config.option.markexpr or ""):
-        pytest.skip("opt-in: python -m pytest -m browser_all tests/test_browser.py")
+def _check(lab, name: str, shots: Path | None, update_timeout: float) -> list[str]:
+    """Open, run and exercise one served notebook; return every problem seen."""
     server, driver, served, repo_digest = lab
     served_before = hashlib.sha256((served / name).read_bytes()).hexdigest()
     jb.console_problems(driver)  # drain what earlier pages left
@@ -119,6 +113,11 @@ def test_notebook_in_the_browser(name: str, lab, shots, request: pytest.FixtureR
             problems.append(f"widget {w} shows no image: {state}")
             continue
         run.scales.append((w, state["width"], state["natural"]))
+        if state["width"] < MIN_SCALE * state["natural"]:
+            problems.append(
+                f"widget {w}'s figure ({state['natural']} px wide) is shrunk to {state['width']} "
+                f"px: its text is unreadably small; draw it narrower (about 900-1000 px)"
+            )
         _shoot(driver, widget, shots, f"{Path(name).stem}_w{w}_0")
         for c, control in enumerate(jb.controls(widget)):
             label = jb.control_label(driver, control)
@@ -126,9 +125,12 @@ def test_notebook_in_the_browser(name: str, lab, shots, request: pytest.FixtureR
             t0 = time.monotonic()
             try:
                 done = jb.move(driver, control)
+                if done is None:
+                    run.updates.append((w, f"{label}: a single value, nothing to move", 0.0))
+                    continue
                 jb.wait_for(
                     lambda: jb.image_state(driver, widget)["src"] != before,  # noqa: B023
-                    UPDATE_TIMEOUT,
+                    update_timeout,
                     "the image to change",
                     0.1,
                 )
@@ -148,15 +150,66 @@ def test_notebook_in_the_browser(name: str, lab, shots, request: pytest.FixtureR
         + ", ".join(f"w{w} {shown}/{nat} px" for w, shown, nat in run.scales)
     )
     jb.close_notebook(driver, name)
-    _shut_kernel(server, driver, name)
+    _shut_kernel(server, name)
     if hashlib.sha256((served / name).read_bytes()).hexdigest() != served_before:
         problems.append("JupyterLab wrote into the served notebook (autosave must be off)")
     if _digest(NOTEBOOK_DIR) != repo_digest:
         problems.append("a notebook in the repository changed")
+    return problems
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.browser
+@pytest.mark.parametrize("name", [_param(n) for n in NOTEBOOKS])
+def test_notebook_in_the_browser(name: str, shots, request: pytest.FixtureRequest) -> None:
+    if name[:2] not in DEFAULT and "browser_all" not in (request.config.option.markexpr or ""):
+        pytest.skip("opt-in: python -m pytest -m browser_all tests/test_browser.py")
+    lab = request.getfixturevalue("lab")  # after the opt-in check: no server for a skip
+    problems = _check(lab, name, shots, UPDATE_TIMEOUT)
     assert not problems, f"{name} in the browser:\n  " + "\n  ".join(problems)
 
 
-def _shut_kernel(server: jb.LabServer, driver, name: str) -> None:
+PNG_1PX = (  # a valid 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+PLANTED = [  # a notebook with one failure of each kind the check must catch
+    "import base64\nimport ipywidgets as widgets\n"
+    "slider = widgets.IntSlider(value=0, min=0, max=3, description='x', continuous_update=False)\n"
+    "# laid out like pgl.LessonWidget, but its image never changes\n"
+    "widgets.VBox([widgets.HTML('<b>stuck</b>'), widgets.HBox([slider]), widgets.HTML(),\n"
+    f"              widgets.Image(value=base64.b64decode('{PNG_1PX}'), format='png')])",
+    "from IPython.display import Javascript, display\n"
+    "display(Javascript(\"console.error('planted console error')\"))",
+    "raise ValueError('planted error')",
+    "print('never runs')",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_browser_check_catches_planted_failures(lab) -> None:
+    """The check is not vacuous: a stuck widget, a console error and an exception all fail it."""
+    import nbformat
+
+    served = lab[2]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in PLANTED]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, served / "zz_planted.ipynb")
+    problems = "\n".join(_check(lab, "zz_planted.ipynb", None, update_timeout=10))
+    assert "cell 2 raised ValueError: planted error" in problems, problems
+    assert "cell 3 did not run" in problems, problems
+    assert "widget 0 control 'x': TimeoutError" in problems, problems
+    assert "1 lesson widgets in the page, 0 built in the code" in problems, problems
+    assert re.search(r"browser console: .*planted console error", problems), problems
+
+
+def _shut_kernel(server: jb.LabServer, name: str) -> None:
     """Delete the notebook's session (and kernel), so the next notebook has the CPU."""
     for session in server.api_retry("/api/sessions"):
         if session.get("path", "").endswith(name):
