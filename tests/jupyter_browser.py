@@ -425,7 +425,10 @@ def move(driver, control) -> str | None:
         other = next(b for b in buttons if "mod-active" not in (b.get_attribute("class") or ""))
         other.click()
         return f"toggle -> {other.text}"
-    select = Select(control.find_element(By.CSS_SELECTOR, "select"))
+    found = control.find_elements(By.CSS_SELECTOR, "select")
+    if not found:  # e.g. a Checkbox or RadioButtons: add a branch above for it
+        raise ValueError(f"the test does not know how to move a control of class {classes!r}")
+    select = Select(found[0])
     if len(select.options) < 2:
         return None
     if select.is_multiple:

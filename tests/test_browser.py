@@ -119,7 +119,10 @@ def _check(lab, name: str, shots: Path | None, update_timeout: float) -> list[st
                 f"px: its text is unreadably small; draw it narrower (about 900-1000 px)"
             )
         _shoot(driver, widget, shots, f"{Path(name).stem}_w{w}_0")
-        for c, control in enumerate(jb.controls(widget)):
+        found = jb.controls(widget)
+        if not found:
+            problems.append(f"widget {w}: the test finds none of its controls")
+        for c, control in enumerate(found):
             label = jb.control_label(driver, control)
             before = jb.image_state(driver, widget)["src"]
             t0 = time.monotonic()
