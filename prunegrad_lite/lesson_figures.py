@@ -136,15 +136,25 @@ def plot_channel_scores(
 ) -> Figure:
     """Taylor score maps of the top channels of one site (from ``top_channels``), one colour bar.
 
-    All panels share one scale (the largest score shown), so channels can be compared.
+    All panels share one scale (the largest score shown), so channels can be compared. At most
+    five panels per row, so that the figure fits a notebook's width (about 900 px) unshrunk.
     """
     values = maps.detach().cpu().double().numpy() if isinstance(maps, Tensor) else np.asarray(maps)
     k = len(channels)
-    ncols = k + (image is not None)
+    panels = k + (image is not None)
+    ncols = min(panels, 5)
+    nrows = -(-panels // ncols)
     fig, axes = plt.subplots(
-        1, ncols, figsize=(1.9 * ncols + 0.8, 2.6), squeeze=False, layout="constrained"
+        nrows,
+        ncols,
+        figsize=(1.6 * ncols + 0.9, 1.95 * nrows + 0.4),
+        squeeze=False,
+        layout="constrained",
     )
-    axes = list(axes[0])
+    axes = list(axes.flat)
+    for ax in axes[panels:]:
+        ax.set_axis_off()
+    axes = axes[:panels]
     if image is not None:
         _show(axes.pop(0), image, "input")
     vmax = max(float(values.max()), 1e-12)

@@ -396,6 +396,7 @@ def build_sanity_widget(
             f"stages 1-{stage} randomised (logits down to {cascade.stages[stage]})"
         )  # fmt: skip
         fig.suptitle(f"Maps of {what}: a method that passes changes", fontsize=10)
+        fig.get_layout_engine().set(h_pad=0.12)  # room between this title and the column titles
         return fig
 
     return LessonWidget("Cascading randomisation: move down the network", {"stage": control},
@@ -426,6 +427,7 @@ def build_pixel_perturbation_widget(
     order = widgets.ToggleButtons(
         options=[("LeRF (least relevant first)", "lerf"), ("MoRF (most relevant first)", "morf")],
         value="lerf",
+        style={"button_width": "auto"},  # the default width cuts the labels off
     )
 
     def compute(fraction: float, order: str):
