@@ -494,8 +494,10 @@ def calibrate_sparsity(
                 else:
                     hi = mid
             best = lo if abs(change(lo) - target_change) <= abs(change(hi) - target_change) else hi
+        best = round(best, 4)
+        change(best)  # the change reported is the one at the returned (rounded) sparsity
     return Calibration(
-        round(best, 4),
+        best,
         evaluated[best],
         target_change,
         sorted(evaluated.items()),
