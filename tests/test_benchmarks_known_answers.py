@@ -143,9 +143,37 @@ def test_pixel_perturbation_replacement_options_change_what_is_measured():
         )
         .score("perfect", "morf@10%")
         .mean
-        for how in ("mean", "black", "blur")
+        for how in ("mean", "black", "blur", "noisy_linear")
     }
-    assert len(set(run.values())) == 3
+    assert len(set(run.values())) == 4
+
+
+def test_pixel_perturbation_stores_per_image_values_for_every_replacement():
+    model = PatchModel().eval()
+    images, _ = patch_images(12, 2, seed=4)
+    config = PixelPerturbationConfig(
+        fractions=(0.05, 0.1), replacement=("mean", "noisy_linear"), noise_std=0.0
+    )
+    result = pixel_perturbation(
+        model, images, ["random", PerfectMap], config, device="cpu", progress=False
+    )
+    for variant in ("lerf", "morf", "lerf_noisy_linear", "morf_noisy_linear"):
+        for step in (0, 1):
+            values = result.unit_values("perfect", "prob_change", variant, step)
+            assert values.shape == (1, 12)
+            _, mean, _, _ = result.curve("perfect", "prob_change", variant)
+            assert values.mean() == pytest.approx(mean[step], rel=1e-6)
+        auc = result.unit_values("perfect", "prob_change_auc", variant, 0)
+        assert auc.mean() == pytest.approx(result.score("perfect", f"{variant}_auc").mean)
+    # the input change: with "mean" (0), the mean |x| of the removed pixels; MoRF 5% removes 3
+    # of the 4 patch pixels, whose |x| lies in [0.5, 1.5] by construction
+    delta = result.unit_values("perfect", "abs_delta_x", "morf", 0)[0]
+    assert delta.shape == (12,) and ((delta >= 0.5) & (delta <= 1.5)).all()
+    assert "lerf_noisy_linear@10%" in result.score_names()
+    assert result.settings["replacements"][1]["variants"] == [
+        "lerf_noisy_linear",
+        "morf_noisy_linear",
+    ]
 
 
 # ---- ROAR ---------------------------------------------------------------------------------------
