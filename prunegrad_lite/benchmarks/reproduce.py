@@ -111,6 +111,12 @@ class Preset:
     calibration_images: int  # images PruneGrad's sparsity is calibrated on
     methods: tuple[str, ...] = DEFAULT_METHODS  # default methods of pixel and sanity
     roar_mask_only: bool = True  # ROAR's mask-only control (does the removal mask leak?)
+    # pixel perturbation's replacements, the main one first (see PixelPerturbationConfig)
+    pixel_replacements: tuple[str, ...] = ("mean", "blur", "noisy_linear")
+    sanity_draws: int = 3  # weight draws per randomisation (sanity checks)
+    sanity_inits: tuple[str, ...] = ("authors", "reset")  # re-initialisations (sanity checks)
+    sanity_measures: tuple[str, ...] = ("spearman_abs", "spearman", "ssim", "hog")
+    sanity_target: str = "original"  # class explained after randomisation (as Quantus)
 
 
 PRESETS: dict[str, Preset] = {
@@ -154,6 +160,8 @@ PRESETS: dict[str, Preset] = {
         imagenet_sanity_methods=("gradient", "guided_backprop", "prunegrad", "edge"),
         imagenet_sanity_depth=1,
         calibration_images=200,
+        pixel_replacements=("mean", "noisy_linear"),
+        sanity_draws=2,
     ),
     "smoke": Preset(
         name="smoke",
@@ -172,6 +180,8 @@ PRESETS: dict[str, Preset] = {
         imagenet_sanity_depth=1,
         calibration_images=16,
         methods=("gradient", "guided_backprop", "gradcam", "prunegrad", "random", "edge"),
+        pixel_replacements=("mean", "noisy_linear"),
+        sanity_draws=2,
     ),
 }
 
@@ -455,7 +465,9 @@ def _run(
     big_batches = small or device.type == "cuda"
     if bench == "pixel":
         config = PixelPerturbationConfig(
-            batch_size=64 if big_batches else 8, forward_batch=1000 if big_batches else 40
+            replacement=tuple(preset.pixel_replacements),
+            batch_size=64 if big_batches else 8,
+            forward_batch=1000 if big_batches else 40,
         )
         return pixel_perturbation(
             setup.model,
@@ -472,6 +484,10 @@ def _run(
         config = SanityConfig(
             depth=preset.sanity_depth if small else preset.imagenet_sanity_depth,
             batch_size=64 if big_batches else 8,
+            measures=tuple(preset.sanity_measures),
+            inits=tuple(preset.sanity_inits),
+            draws=preset.sanity_draws,
+            target=preset.sanity_target,
         )
         return sanity_checks(
             setup.model,
@@ -645,7 +661,11 @@ HELP = "run the three benchmarks and write figures, tables and summary.md beside
 def add_arguments(parser: Any) -> None:
     """The ``reproduce`` options on an ``argparse`` parser."""
     parser.add_argument(
-        "--benchmark", choices=(*BENCHMARKS, "all"), default="all", help="default: all"
+        "--benchmark",
+        nargs="+",
+        choices=(*BENCHMARKS, "all"),
+        default=["all"],
+        help="one or more benchmarks (default: all)",
     )
     parser.add_argument(
         "--model",
