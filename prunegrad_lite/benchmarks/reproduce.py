@@ -46,12 +46,12 @@ import torch
 from torch import Tensor, nn
 
 from prunegrad_lite.benchmarks.attribution_maps import check_methods
-from prunegrad_lite.benchmarks.paper import closing_table, compare_with_paper, paper_tables
 from prunegrad_lite.benchmarks.pixel_perturbation import PixelPerturbationConfig, pixel_perturbation
 from prunegrad_lite.benchmarks.cache import heal, load_result_cell, store_result_cell
 from prunegrad_lite.benchmarks.results import BenchmarkResult, write_text
 from prunegrad_lite.benchmarks.roar import RoarConfig, roar, setup_hash
 from prunegrad_lite.benchmarks.sanity import SanityConfig, sanity_checks
+from prunegrad_lite.benchmarks.summary import write_summary
 from prunegrad_lite.device import resolve_device
 from prunegrad_lite.teaching import SMOKE_ENV_VAR, smoke_mode
 from prunegrad_lite.training import TrainConfig
@@ -112,6 +112,12 @@ class Preset:
     calibration_images: int  # images PruneGrad's sparsity is calibrated on
     methods: tuple[str, ...] = DEFAULT_METHODS  # default methods of pixel and sanity
     roar_mask_only: bool = True  # ROAR's mask-only control (does the removal mask leak?)
+    # pixel perturbation's replacements, the main one first (see PixelPerturbationConfig)
+    pixel_replacements: tuple[str, ...] = ("mean", "blur", "noisy_linear")
+    sanity_draws: int = 3  # weight draws per randomisation (sanity checks)
+    sanity_inits: tuple[str, ...] = ("authors", "reset")  # re-initialisations (sanity checks)
+    sanity_measures: tuple[str, ...] = ("spearman_abs", "spearman", "ssim", "hog")
+    sanity_target: str = "original"  # class explained after randomisation (as Quantus)
 
 
 PRESETS: dict[str, Preset] = {
@@ -155,6 +161,8 @@ PRESETS: dict[str, Preset] = {
         imagenet_sanity_methods=("gradient", "guided_backprop", "prunegrad", "edge"),
         imagenet_sanity_depth=1,
         calibration_images=200,
+        pixel_replacements=("mean", "noisy_linear"),
+        sanity_draws=2,
     ),
     "smoke": Preset(
         name="smoke",
@@ -173,6 +181,8 @@ PRESETS: dict[str, Preset] = {
         imagenet_sanity_depth=1,
         calibration_images=16,
         methods=("gradient", "guided_backprop", "gradcam", "prunegrad", "random", "edge"),
+        pixel_replacements=("mean", "noisy_linear"),
+        sanity_draws=2,
     ),
 }
 
@@ -412,7 +422,6 @@ def reproduce(
             if bench == "sanity" and result.examples:
                 _save_sanity_maps(result, out_dir / f"sanity_{name}_maps.png")
     report.seconds["total"] = round(time.perf_counter() - t_run, 1)
-    report.summary_path = write_text(out_dir / "summary.md", _summary(report, dev))
     run = {
         "preset": dataclasses.asdict(preset),
         "benchmarks": which,
@@ -429,6 +438,8 @@ def reproduce(
         "notes": report.notes,
     }
     write_text(out_dir / "run.json", json.dumps(run, indent=1) + "\n")
+    # summary.md is rebuilt from the result files and run.json alone (benchmarks.summary)
+    report.summary_path = write_summary(out_dir)
     return report
 
 
@@ -457,7 +468,9 @@ def _run(
     big_batches = small or device.type == "cuda"
     if bench == "pixel":
         config = PixelPerturbationConfig(
-            batch_size=64 if big_batches else 8, forward_batch=1000 if big_batches else 40
+            replacement=tuple(preset.pixel_replacements),
+            batch_size=64 if big_batches else 8,
+            forward_batch=1000 if big_batches else 40,
         )
         return pixel_perturbation(
             setup.model,
@@ -474,6 +487,10 @@ def _run(
         config = SanityConfig(
             depth=preset.sanity_depth if small else preset.imagenet_sanity_depth,
             batch_size=64 if big_batches else 8,
+            measures=tuple(preset.sanity_measures),
+            inits=tuple(preset.sanity_inits),
+            draws=preset.sanity_draws,
+            target=preset.sanity_target,
         )
         return sanity_checks(
             setup.model,
@@ -521,14 +538,8 @@ def _save_sanity_maps(result: BenchmarkResult, path: Path) -> None:
     plt.close(fig)
 
 
-_BENCH_TITLES = {
-    "pixel": "Pixel perturbation (fractional change of the predicted class's probability)",
-    "roar": "ROAR (test accuracy after removing the top pixels and retraining)",
-    "sanity": "Sanity checks (similarity of the map to the original as weights are randomised)",
-}
-
-
 def _settings_line(result: BenchmarkResult) -> str:
+    """One line on a result's protocol; :mod:`.summary` uses its ROAR part."""
     s = result.settings
     if result.benchmark == "pixel":
         return (
@@ -576,67 +587,6 @@ def _settings_line(result: BenchmarkResult) -> str:
     return text
 
 
-def _summary(report: ReproduceReport, device: torch.device) -> str:
-    p = report.preset
-    lines = [
-        "# PruneGrad's three benchmarks: our numbers beside the authors'",
-        "",
-        f"Preset **{p.name}** on {device} ({torch.get_num_threads()} torch threads); wall time "
-        f"of this call {report.seconds.get('total', 0):.0f} s. Time each benchmark took: "
-        + ", ".join(
-            f"{k} {v:.0f} s"
-            + (" (computed by an earlier call, read from the cache)" if k in report.cached else "")
-            for k, v in report.seconds.items()
-            if k != "total"
-        )
-        + ".",
-        "",
-        "Our models and data are not the authors' (they used ResNet50 on ImageNet and ResNet8 on "
-        "CIFAR-10): only the **qualitative** claims can be compared. Each claim below is a "
-        "comparison fixed in `prunegrad_lite/benchmarks/paper.py` before the results were seen.",
-    ]
-    if p.name != "full":
-        lines += [
-            "",
-            f"**This is the {p.name!r} preset:** few images, one seed, short training; "
-            "its numbers are noisy and only show that the pipeline works.",
-        ]
-    lines += ["", *(f"- {n}" for n in report.notes)]
-    for model in dict.fromkeys(m for _, m in report.results):
-        by_bench = {b: r for (b, m), r in report.results.items() if m == model}
-        lines += [
-            "",
-            f"## {model}",
-            "",
-            "### Our numbers, per method",
-            "",
-            "LeRF: fractional output change (lower is better); ROAR: test accuracy after "
-            "retraining, mean ± std over seeds (lower is better); sanity: Spearman rank "
-            "correlation of |map| with the original after the top stage and after all stages "
-            "are randomised, cascading (lower passes).",
-            "",
-            closing_table(by_bench),
-            "### Against the paper",
-            "",
-            compare_with_paper(by_bench),
-        ]
-        for bench, result in by_bench.items():
-            stem = f"{bench}_{model}"
-            lines += [
-                f"### {_BENCH_TITLES[bench]}",
-                "",
-                _settings_line(result),
-                "",
-                result.to_markdown(),
-                f"![{stem}]({stem}.png)",
-                "",
-            ]
-            if bench == "sanity" and (report.out_dir / f"sanity_{model}_maps.png").is_file():
-                lines += [f"![maps](sanity_{model}_maps.png)", ""]
-    lines += ["## The authors' numbers (spec section 4)", "", paper_tables()]
-    return "\n".join(lines) + "\n"
-
-
 # --------------------------------------------------------------------------------------------------
 # The command line: ``prunegrad-lite reproduce`` (registered in prunegrad_lite/cli.py)
 # --------------------------------------------------------------------------------------------------
@@ -647,7 +597,11 @@ HELP = "run the three benchmarks and write figures, tables and summary.md beside
 def add_arguments(parser: Any) -> None:
     """The ``reproduce`` options on an ``argparse`` parser."""
     parser.add_argument(
-        "--benchmark", choices=(*BENCHMARKS, "all"), default="all", help="default: all"
+        "--benchmark",
+        nargs="+",
+        choices=(*BENCHMARKS, "all"),
+        default=["all"],
+        help="one or more benchmarks (default: all)",
     )
     parser.add_argument(
         "--model",
