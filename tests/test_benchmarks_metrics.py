@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 
 import numpy as np
@@ -232,3 +235,53 @@ def test_results_round_trip_and_write_every_file(tmp_path):
     x, mean, std, labels = result.curve("gradient", "prob_change", "lerf")
     assert x.tolist() == [0.01, 0.02] and mean.tolist() == pytest.approx([0.0, 0.1])
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes left no temporary file
+
+
+def test_results_store_per_unit_values_and_old_files_still_load(tmp_path):
+    curves = [CurvePoint("gradient", "prob_change", "lerf", 0, 0.01, "1%", 0.2, 0.1, 3)]
+    scores = [Score("gradient", "lerf_auc", 0.05, 0.01, 3, "lower")]
+    result = BenchmarkResult("pixel", "toy", ["gradient"], curves, scores, {})
+    old_json = result.to_json()  # a file written before per-unit values existed
+    assert "units" not in json.loads(old_json)
+    assert BenchmarkResult.from_json(old_json).units == {}
+
+    result.set_units(
+        "gradient",
+        "prob_change",
+        "lerf",
+        0,
+        torch.tensor([0.1, float("nan"), 0.3], dtype=torch.float64),
+    )
+    result.set_units("gradient", "ssim", "cascading", 2, np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert result.unit_values("gradient", "ssim", "cascading", 2).shape == (2, 2)
+    paths = result.save(tmp_path, figure=False)
+    payload = json.loads(paths["json"].read_text())
+    assert payload["units"]["gradient/prob_change/lerf/0"] == [[0.1, None, 0.3]]
+    assert payload["units"]["gradient/ssim/cascading/2"] == [[1.0, 2.0], [3.0, 4.0]]
+    again = BenchmarkResult.load(paths["json"])
+    values = again.unit_values("gradient", "prob_change", "lerf", 0)
+    assert values.shape == (1, 3) and values.dtype == np.float64
+    assert values[0, 0] == 0.1 and math.isnan(values[0, 1]) and values[0, 2] == 0.3
+    np.testing.assert_array_equal(
+        again.unit_values("gradient", "ssim", "cascading", 2), [[1.0, 2.0], [3.0, 4.0]]
+    )
+    assert again.has_units("gradient", "ssim", "cascading", 2)
+    assert not again.has_units("gradient", "ssim", "cascading", 3)
+    with pytest.raises(KeyError, match="no per-unit values"):
+        again.unit_values("prunegrad", "prob_change", "lerf", 0)
+    rows = list(csv.DictReader(io.StringIO(paths["units"].read_text())))
+    assert len(rows) == 3 + 4 and paths["units"].name == "pixel_toy_units.csv"
+    assert rows[1]["value"] == "" and rows[2]["value"] == "0.3" and rows[2]["unit"] == "2"
+    assert rows[-1] == {
+        "benchmark": "pixel",
+        "model": "toy",
+        "method": "gradient",
+        "metric": "ssim",
+        "variant": "cascading",
+        "step": "2",
+        "seed": "1",
+        "unit": "1",
+        "value": "4.0",
+    }
+    with pytest.raises(ValueError, match="shape"):
+        result.set_units("gradient", "x", "y", 0, np.zeros((2, 2, 2)))

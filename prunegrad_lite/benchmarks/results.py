@@ -11,6 +11,11 @@ Spread is always the **sample standard deviation** (``ddof=1``) over the units a
 one unit; NaN values (e.g. a rank correlation with a constant map) are left out of the mean and
 of ``n``.
 
+The **per-unit values** behind each curve point are kept too (``units``), so that any paired
+comparison between methods can be recomputed from the saved files: one (S, N) table per
+``method/metric/variant/step`` key, S seeds (1 for image-only benchmarks) by N images or test
+examples, NaN where a value is undefined (``None`` in JSON).
+
 Example
 -------
 >>> result = pixel_perturbation(model, x, ["gradient", "prunegrad"])
@@ -41,6 +46,7 @@ __all__ = [
     "Score",
     "area_under_curve",
     "mean_std",
+    "unit_key",
     "write_text",
 ]
 
@@ -160,6 +166,28 @@ def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def unit_key(method: str, metric: str, variant: str, step: int) -> str:
+    """The key of one per-unit table in :attr:`BenchmarkResult.units`:
+    ``"{method}/{metric}/{variant}/{step}"``."""
+    for name, part in (("method", method), ("metric", metric), ("variant", variant)):
+        if "/" in str(part):
+            raise ValueError(f"{name} {part!r} must not contain '/' (it separates the key)")
+    return f"{method}/{metric}/{variant}/{int(step)}"
+
+
+def _unit_table(values: Any) -> list[list[float | None]]:
+    """An (S, N) table as nested lists with NaN -> None; a 1-D input is one row (S = 1)."""
+    arr = np.asarray(
+        values.detach().cpu().double().numpy() if isinstance(values, Tensor) else values,
+        dtype=np.float64,
+    )
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"unit values must be (N,) or (S, N), got shape {tuple(arr.shape)}")
+    return [[float(v) if math.isfinite(v) else None for v in row] for row in arr.tolist()]
+
+
 @dataclass
 class BenchmarkResult:
     """What a benchmark returns: curves and scores per method, the settings, and figure data.
@@ -172,12 +200,15 @@ class BenchmarkResult:
     curves : tidy :class:`CurvePoint` rows.
     scores : tidy :class:`Score` rows.
     settings : the protocol as run, JSON-able (fractions, replacement, seeds, recipe, ...).
+    units : per-unit values, ``{unit_key(method, metric, variant, step): (S, N) table}``: S seeds
+        (1 when only images vary) by N images / test examples; NaN stored as ``None``.
     examples : tensors for the example figure (not saved); may be empty.
 
     Example
     -------
     >>> result.curve("prunegrad", "prob_change", "lerf")     # x, mean, std arrays
     >>> result.score("prunegrad", "lerf_auc").mean
+    >>> result.unit_values("prunegrad", "prob_change", "lerf", 0)  # (S, N) per-image values
     >>> fig = result.plot(); paths = result.save("runs/pixel")
     """
 
@@ -188,6 +219,59 @@ class BenchmarkResult:
     scores: list[Score]
     settings: dict[str, Any] = field(default_factory=dict)
     examples: dict[str, Any] = field(default_factory=dict, repr=False)
+    units: dict[str, list[list[float | None]]] = field(default_factory=dict, repr=False)
+
+    # ---- per-unit values --------------------------------------------------------------------
+    def set_units(self, method: str, metric: str, variant: str, step: int, values: Any) -> None:
+        """Store the per-unit values of one curve point: (N,) images or (S, N) seeds x images.
+
+        NaN marks an undefined value; it is stored as ``None`` and read back as NaN.
+        """
+        self.units[unit_key(method, metric, variant, step)] = _unit_table(values)
+
+    def unit_values(self, method: str, metric: str, variant: str, step: int) -> np.ndarray:
+        """The (S, N) float64 per-unit values of one curve point (NaN where undefined).
+
+        ``KeyError`` when the result holds none for that point (e.g. a file written before
+        per-unit values were stored).
+        """
+        key = unit_key(method, metric, variant, step)
+        if key not in self.units:
+            raise KeyError(f"no per-unit values {key!r} in this {self.benchmark} result")
+        table = self.units[key]
+        return np.array([[_nan(v) for v in row] for row in table], dtype=np.float64).reshape(
+            len(table), -1
+        )
+
+    def has_units(self, method: str, metric: str, variant: str, step: int) -> bool:
+        """Whether per-unit values are stored for that curve point."""
+        return unit_key(method, metric, variant, step) in self.units
+
+    def units_csv(self) -> str:
+        """The per-unit values as a tidy CSV: one row per method, metric, variant, step, seed
+        index and unit (image / test example) index; empty value for NaN."""
+        columns = ["benchmark", "model", "method", "metric", "variant", "step", "seed", "unit"]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([*columns, "value"])
+        for key, table in self.units.items():
+            method, metric, variant, step = key.rsplit("/", 3)
+            for s_index, row in enumerate(table):
+                for u_index, v in enumerate(row):
+                    writer.writerow(
+                        [
+                            self.benchmark,
+                            self.model,
+                            method,
+                            metric,
+                            variant,
+                            step,
+                            s_index,
+                            u_index,
+                            "" if v is None else repr(float(v)),
+                        ]
+                    )
+        return buffer.getvalue()
 
     # ---- access -----------------------------------------------------------------------------
     def curve(self, method: str, metric: str, variant: str) -> tuple[np.ndarray, ...]:
@@ -277,7 +361,15 @@ class BenchmarkResult:
             "curves": [dataclasses.asdict(p) for p in self.curves],
             "scores": [dataclasses.asdict(s) for s in self.scores],
         }
-        return json.dumps(_json_safe(payload), indent=1) + "\n"
+        text = json.dumps(_json_safe(payload), indent=1)
+        if not self.units:
+            return text + "\n"
+        # the per-unit tables are large: one compact line per key keeps the file readable
+        lines = ",\n".join(
+            f"  {json.dumps(k)}: {json.dumps(_json_safe(v), separators=(',', ':'))}"
+            for k, v in self.units.items()
+        )
+        return text[: text.rindex("}")].rstrip() + ',\n "units": {\n' + lines + "\n }\n}\n"
 
     @classmethod
     def from_json(cls, text: str) -> BenchmarkResult:
@@ -289,7 +381,10 @@ class BenchmarkResult:
         scores = [
             Score(**{**s, "mean": _nan(s["mean"]), "std": _nan(s["std"])}) for s in d["scores"]
         ]
-        return cls(d["benchmark"], d["model"], d["methods"], curves, scores, d["settings"])
+        units = {str(k): [list(row) for row in v] for k, v in d.get("units", {}).items()}
+        return cls(
+            d["benchmark"], d["model"], d["methods"], curves, scores, d["settings"], units=units
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BenchmarkResult:
@@ -299,8 +394,9 @@ class BenchmarkResult:
     def save(
         self, out_dir: str | os.PathLike, stem: str | None = None, figure: bool = True
     ) -> dict[str, Path]:
-        """Write ``{stem}_curves.csv``, ``{stem}_scores.csv``, ``{stem}.md``, ``{stem}.json`` and
-        (``figure=True``) ``{stem}.png`` into ``out_dir``, each atomically.
+        """Write ``{stem}_curves.csv``, ``{stem}_scores.csv``, ``{stem}.md``, ``{stem}.json``,
+        ``{stem}_units.csv`` (per-image values; only when there are any) and (``figure=True``)
+        ``{stem}.png`` into ``out_dir``, each atomically.
 
         ``stem`` defaults to ``"{benchmark}_{model}"``. Returns the paths by kind.
         """
@@ -312,6 +408,8 @@ class BenchmarkResult:
             "markdown": write_text(out / f"{stem}.md", self.to_markdown()),
             "json": write_text(out / f"{stem}.json", self.to_json()),
         }
+        if self.units:
+            paths["units"] = write_text(out / f"{stem}_units.csv", self.units_csv())
         if figure:
             import matplotlib.pyplot as plt
 
