@@ -65,6 +65,8 @@ __all__ = [
     "Preset",
     "ReproduceReport",
     "reproduce",
+    "roar_config",
+    "roar_cost",
     "select_preset",
     "smoke_mode",
 ]
@@ -111,6 +113,13 @@ class Preset:
     calibration_images: int  # images PruneGrad's sparsity is calibrated on
     methods: tuple[str, ...] = DEFAULT_METHODS  # default methods of pixel and sanity
     roar_mask_only: bool = True  # ROAR's mask-only control (does the removal mask leak?)
+    roar_other_class: tuple[str, ...] = ()  # methods also ranked by a non-predicted class's map
+    roar_network: str = "roarnet"  # what ROAR retrains: "roarnet" (CPU) or "resnet8" (paper)
+    roar_width: int = 16  # width of the retrained network
+    roar_lr: float = 0.1  # peak learning rate of the ROAR recipe (OneCycle)
+    roar_validation: float = 0.1  # training images held out for the best checkpoint
+    roar_longer: int = 3  # the convergence check: fraction 0 retrained this many times longer
+    roar_replacement: str = "mean"  # "mean" (Hooker et al.) or "noisy_linear" (ROAD)
 
 
 PRESETS: dict[str, Preset] = {
@@ -119,13 +128,20 @@ PRESETS: dict[str, Preset] = {
         pixel_images=500,
         sanity_images=128,
         sanity_depth=None,
-        roar_train=5000,
-        roar_test=1000,
-        roar_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
+        roar_train=None,
+        roar_test=None,
+        roar_fractions=(0.1, 0.5, 0.9),
         roar_seeds=(0, 1, 2),
-        roar_epochs=2,
-        roar_batch_size=64,
-        roar_methods=("gradient", "integrated_gradients", "gradcam", "prunegrad", "random"),
+        roar_epochs=10,
+        roar_batch_size=128,
+        roar_methods=(
+            "gradient",
+            "integrated_gradients",
+            "gradcam",
+            "prunegrad",
+            "random",
+            "edge",
+        ),
         photos=None,
         imagenet_sanity_methods=(
             "gradient",
@@ -137,6 +153,7 @@ PRESETS: dict[str, Preset] = {
         ),
         imagenet_sanity_depth=2,
         calibration_images=500,
+        roar_other_class=("prunegrad",),
     ),
     "quick": Preset(
         name="quick",
@@ -145,15 +162,17 @@ PRESETS: dict[str, Preset] = {
         sanity_depth=1,
         roar_train=2000,
         roar_test=500,
-        roar_fractions=(0.1, 0.5, 0.9),
+        roar_fractions=(0.1, 0.5),
         roar_seeds=(0,),
-        roar_epochs=1,
-        roar_batch_size=64,
-        roar_methods=("gradient", "gradcam", "prunegrad", "random"),
+        roar_epochs=5,
+        roar_batch_size=128,
+        roar_methods=("gradient", "prunegrad", "random", "edge"),
         photos=3,
         imagenet_sanity_methods=("gradient", "guided_backprop", "prunegrad", "edge"),
         imagenet_sanity_depth=1,
         calibration_images=200,
+        roar_other_class=("prunegrad",),
+        roar_longer=0,
     ),
     "smoke": Preset(
         name="smoke",
@@ -166,12 +185,14 @@ PRESETS: dict[str, Preset] = {
         roar_seeds=(0,),
         roar_epochs=1,
         roar_batch_size=64,
-        roar_methods=("gradient", "prunegrad", "random"),
+        roar_methods=("gradient", "prunegrad", "random", "edge"),
         photos=1,
         imagenet_sanity_methods=("gradient", "prunegrad", "edge"),
         imagenet_sanity_depth=1,
         calibration_images=16,
         methods=("gradient", "guided_backprop", "gradcam", "prunegrad", "random", "edge"),
+        roar_other_class=("prunegrad",),
+        roar_longer=2,
     ),
 }
 
@@ -485,13 +506,9 @@ def _run(
             display=setup.display,
             model_name=setup.name,
         )
-    config = RoarConfig(
-        fractions=preset.roar_fractions,
-        seeds=preset.roar_seeds,
-        recipe=TrainConfig(epochs=preset.roar_epochs, batch_size=preset.roar_batch_size),
-        mask_only=preset.roar_mask_only,
-        batch_size=128,
-    )
+    config = roar_config(preset, [m for m in methods])
+    if progress:
+        print(roar_cost(preset, list(methods), len(setup.train), len(setup.test)), flush=True)
     return roar(
         setup.model,
         setup.train,
@@ -504,6 +521,63 @@ def _run(
         progress=progress,
         method_options=options,
         model_name=setup.name,
+    )
+
+
+def roar_config(preset: Preset, methods: Sequence[str]) -> RoarConfig:
+    """The :class:`RoarConfig` of a preset (``other_class`` kept to the methods run)."""
+    return RoarConfig(
+        fractions=preset.roar_fractions,
+        seeds=preset.roar_seeds,
+        recipe=TrainConfig(
+            epochs=preset.roar_epochs,
+            batch_size=preset.roar_batch_size,
+            lr=preset.roar_lr,
+            width=preset.roar_width,
+        ),
+        network=preset.roar_network,
+        validation=preset.roar_validation,
+        longer_reference=preset.roar_longer,
+        mask_only=preset.roar_mask_only,
+        other_class=tuple(m for m in preset.roar_other_class if m in methods),
+        replacement=preset.roar_replacement,
+        batch_size=128,
+    )
+
+
+#: measured throughput on 2 idle CPU cores (torch 2 threads), used for the expected cost: training
+#: samples per second of the retrained network (RoarNet width 16 about 4x FashionResNet width 16,
+#: measured side by side; FashionResNet 16: 1,090/s in the committed full run of 2 epochs x 5,000)
+_TRAIN_SAMPLES_PER_S = {"roarnet": 4000.0, "resnet8": 1100.0}
+#: seconds per image of each method's map on the shipped FashionResNet, 2 idle cores (IG: 50 steps)
+_MAP_S_PER_IMAGE = {
+    "integrated_gradients": 0.025,
+    "smoothgrad": 0.02,
+    "fullgrad": 0.004,
+    "prunegrad": 0.004,
+    "random": 0.0005,
+    "edge": 0.0005,
+}
+
+
+def roar_cost(preset: Preset, methods: Sequence[str], num_train: int, num_test: int) -> str:
+    """One line: what ROAR will train and about how long it takes on 2 idle CPU cores."""
+    config = roar_config(preset, methods)
+    names = [*methods, *(f"{m}@other_class" for m in config.other_class)]
+    rankings, cells = len(names), config.num_cells(names)
+    fit = num_train * (1 - config.validation)
+    per_cell = config.recipe.epochs * fit / _TRAIN_SAMPLES_PER_S[config.network] + 1.0
+    map_s = (num_train + num_test) * sum(
+        _MAP_S_PER_IMAGE.get(m, 0.002) for m in (*methods, *config.other_class)
+    )
+    total = cells * per_cell + map_s
+    return (
+        f"ROAR ({preset.name}): {rankings} rankings x {len(config.fractions)} fractions x "
+        f"{len(config.seeds)} seeds{' (+ mask-only)' if config.mask_only else ''}: {cells} "
+        f"retrainings of {config.network} ({config.recipe.epochs} epochs on {fit:.0f} images, "
+        f"about {per_cell:.0f} s each) + maps of {num_train + num_test} images (about "
+        f"{map_s / 60:.0f} min): expect about {total / 60:.0f} min on 2 idle CPU cores "
+        "(longer under load; a GPU is much faster). Finished cells are cached."
     )
 
 
