@@ -8,9 +8,12 @@ through every randomisation stage.
 
 from __future__ import annotations
 
+import copy
 import functools
+import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -143,9 +146,37 @@ def test_pixel_perturbation_replacement_options_change_what_is_measured():
         )
         .score("perfect", "morf@10%")
         .mean
-        for how in ("mean", "black", "blur")
+        for how in ("mean", "black", "blur", "noisy_linear")
     }
-    assert len(set(run.values())) == 3
+    assert len(set(run.values())) == 4
+
+
+def test_pixel_perturbation_stores_per_image_values_for_every_replacement():
+    model = PatchModel().eval()
+    images, _ = patch_images(12, 2, seed=4)
+    config = PixelPerturbationConfig(
+        fractions=(0.05, 0.1), replacement=("mean", "noisy_linear"), noise_std=0.0
+    )
+    result = pixel_perturbation(
+        model, images, ["random", PerfectMap], config, device="cpu", progress=False
+    )
+    for variant in ("lerf", "morf", "lerf_noisy_linear", "morf_noisy_linear"):
+        for step in (0, 1):
+            values = result.unit_values("perfect", "prob_change", variant, step)
+            assert values.shape == (1, 12)
+            _, mean, _, _ = result.curve("perfect", "prob_change", variant)
+            assert values.mean() == pytest.approx(mean[step], rel=1e-6)
+        auc = result.unit_values("perfect", "prob_change_auc", variant, 0)
+        assert auc.mean() == pytest.approx(result.score("perfect", f"{variant}_auc").mean)
+    # the input change: with "mean" (0), the mean |x| of the removed pixels; MoRF 5% removes 3
+    # of the 4 patch pixels, whose |x| lies in [0.5, 1.5] by construction
+    delta = result.unit_values("perfect", "abs_delta_x", "morf", 0)[0]
+    assert delta.shape == (12,) and ((delta >= 0.5) & (delta <= 1.5)).all()
+    assert "lerf_noisy_linear@10%" in result.score_names()
+    assert result.settings["replacements"][1]["variants"] == [
+        "lerf_noisy_linear",
+        "morf_noisy_linear",
+    ]
 
 
 # ---- ROAR ---------------------------------------------------------------------------------------
@@ -295,3 +326,87 @@ def test_a_map_that_becomes_constant_counts_as_similarity_zero_and_is_reported(v
     assert result.settings["constant_maps"]["independent"]["edge"] == [0, 0]
     with pytest.raises(ValueError, match="constant_similarity"):
         SanityConfig(constant_similarity=2.0)
+
+
+def test_sanity_draws_inits_and_constant_maps_are_reported_both_ways():
+    images, _ = patch_images(5, 2, seed=0)
+    config = SanityConfig(draws=3, measures=("spearman_abs", "ssim"), constant_similarity=0.0)
+    result = sanity_checks(
+        PatchModel().eval(),
+        images,
+        [VanishesWhenRandomised, "edge"],
+        config,
+        device="cpu",
+        progress=False,
+    )
+    counted = result.unit_values("vanishes", "spearman_abs", "cascading", 1)
+    defined = result.unit_values("vanishes", "spearman_abs_defined", "cascading", 1)
+    assert counted.shape == (3, 5) and (counted == 0).all() and np.isnan(defined).all()
+    flags = result.unit_values("vanishes", "constant", "cascading", 1)
+    assert (flags == 1).all() and result.settings["constant_maps"]["cascading"]["vanishes"] == [
+        0,
+        15,
+    ]
+    assert result.score("vanishes", "spearman_abs_defined@top").n == 0
+    edge = result.unit_values("edge", "spearman_abs", "independent", -1)  # mean over stages
+    assert edge.shape == (3, 5) and edge == pytest.approx(np.ones((3, 5)))
+    assert "ssim_defined" not in {p.metric for p in result.curves}  # SSIM is always defined
+
+
+def test_reset_init_uses_each_layers_own_initialiser_and_the_target_option():
+    from prunegrad_lite.benchmarks.sanity import randomisation_stages, reset_stage_
+
+    model = FashionResNet(width=4).eval()
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    stages = randomisation_stages(model, x[:1])
+    conv1 = stages[-1]  # conv1 with its BatchNorm
+    net = copy.deepcopy(model)
+    with torch.no_grad():
+        bn = dict(net.named_modules())[conv1.modules[1]]
+        bn.running_mean.fill_(3.0)
+        bn.weight.fill_(5.0)
+    state = torch.random.get_rng_state()
+    reset_stage_(net, conv1, torch.Generator().manual_seed(1))
+    assert torch.equal(state, torch.random.get_rng_state())  # the global RNG is left alone
+    assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+    assert torch.equal(bn.weight, torch.ones_like(bn.weight))
+    again = copy.deepcopy(model)
+    reset_stage_(again, conv1, torch.Generator().manual_seed(1))
+    conv = conv1.modules[0]
+    w_net, w_again = (dict(m.named_modules())[conv].weight for m in (net, again))
+    w_model = dict(model.named_modules())[conv].weight
+    assert torch.equal(w_net, w_again) and not torch.equal(w_net, w_model)
+    bound = 1 / math.sqrt(w_net[0].numel())  # Kaiming-uniform(a=sqrt(5)): U(-1/sqrt(fan_in), .)
+    assert float(w_net.detach().abs().max()) <= bound
+    before = copy.deepcopy(model.state_dict())
+    result = sanity_checks(
+        model,
+        x,
+        ["gradient"],
+        SanityConfig(
+            depth=1,
+            inits=("authors", "reset"),
+            target="randomised",
+            draws=2,
+            measures=("spearman_abs",),
+        ),
+        device="cpu",
+        progress=False,
+    )
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert result.unit_values("gradient", "spearman_abs", "cascading_reset", 1).shape == (2, 4)
+    assert "spearman_abs@top_reset" in result.score_names()
+    assert result.settings["target_option"] == "randomised"
+    with pytest.raises(ValueError, match="inits"):
+        SanityConfig(inits=("xavier",))
+    with pytest.raises(ValueError, match="target"):
+        SanityConfig(target="other")
+    with pytest.raises(ValueError, match="reset_parameters"):
+        sanity_checks(
+            PatchModel().eval(),
+            x[:, :, :8, :8].repeat(1, 2, 1, 1),
+            ["gradient"],
+            SanityConfig(inits=("reset",)),
+            device="cpu",
+            progress=False,
+        )

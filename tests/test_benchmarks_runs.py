@@ -100,9 +100,13 @@ def test_sanity_checks_never_touch_the_callers_model(resnet):
     assert set(result.examples["maps"]) >= {"original", "→ fc", "→ conv1"}
     assert result.examples["maps"]["original"].shape == (1, 2, 1, 28, 28)  # (k, M, C, H, W)
     # the figures: curves with each kind of band, and the maps as the layers are randomised
-    for band in ("sem", "std", "none"):
+    for band in ("ci95", "sem", "std", "none"):
         fig = plot_curves(result, band=band)
-        assert len([ax for ax in fig.axes if ax.get_visible()]) == 2  # (measure, variant) panels
+        # (measure, variant) panels: spearman_abs for both variants, and cascading with the
+        # maps that became constant left out
+        assert len([ax for ax in fig.axes if ax.get_visible()]) == 3
+        if band == "ci95":
+            assert "95% bootstrap interval" in fig.texts[0].get_text()
         plt.close(fig)
     with pytest.raises(ValueError, match="band"):
         plot_curves(result, band="iqr")

@@ -34,6 +34,11 @@ METRIC_LABELS = {
     "spearman": "Spearman rank corr. of signed map",
     "ssim": "SSIM (window 5) of |map| / max",
     "hog": "correlation of HOG features",
+    "spearman_abs_defined": "Spearman |map|, constant maps left out",
+    "spearman_defined": "Spearman signed, constant maps left out",
+    "hog_defined": "HOG correlation, constant maps left out",
+    "constant": "fraction of constant maps",
+    "abs_delta_x": "mean |x' - x| over removed pixels",
 }
 _VARIANT_TITLES = {
     "lerf": "least relevant first (LeRF): lower is better",
@@ -42,6 +47,12 @@ _VARIANT_TITLES = {
     "mask_only": "the removal mask alone, trained on (chance = no leak)",
     "cascading": "cascading randomisation, logits down (lower = passes)",
     "independent": "independent randomisation, one stage at a time",
+    "cascading_reset": "cascading, reset_parameters() init (lower = passes)",
+    "independent_reset": "independent, reset_parameters() init",
+    "lerf_blur": "LeRF, blurred replacement: lower is better",
+    "morf_blur": "MoRF, blurred replacement: higher is better",
+    "lerf_noisy_linear": "LeRF, noisy linear imputation: lower is better",
+    "morf_noisy_linear": "MoRF, noisy linear imputation: higher is better",
 }
 _X_LABELS = {
     "pixel": "fraction of pixels removed",
@@ -62,28 +73,51 @@ _STYLE = {  # one fixed look per method of the paper's comparison; others take t
 }
 
 
+def _interval(
+    result: BenchmarkResult, method: str, metric: str, variant: str, steps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """95% percentile-bootstrap interval of each point's mean from its per-unit values (crossed
+    over seeds x images when there are seeds; 1000 resamples, seed 0); None without units."""
+    from prunegrad_lite.benchmarks.stats import bootstrap_interval
+
+    if not all(result.has_units(method, metric, variant, int(k)) for k in steps):
+        return None
+    lows, highs = [], []
+    for k in steps:
+        values = result.unit_values(method, metric, variant, int(k))
+        _, low, high, _, _ = bootstrap_interval(values, resamples=1000, interval="percentile")
+        lows.append(low)
+        highs.append(high)
+    return np.array(lows), np.array(highs)
+
+
 def plot_curves(
-    result: BenchmarkResult, panels: list[tuple[str, str]] | None = None, band: str = "sem"
+    result: BenchmarkResult, panels: list[tuple[str, str]] | None = None, band: str = "ci95"
 ) -> Figure:
     """One panel per (metric, variant), one line per method with a shaded band (or error bars).
 
     Parameters
     ----------
     result : any benchmark's :class:`~prunegrad_lite.benchmarks.results.BenchmarkResult`.
-    panels : which (metric, variant) pairs to draw; default all of them.
-    band : ``"sem"`` (default) shades mean ± standard error over images (std / sqrt(n): with
-        ten methods, ± std bands over hundreds of images hide the lines), ``"std"`` mean ± std,
-        ``"none"`` no band. ROAR always draws error bars of ± std over seeds. The tables
-        report the std.
+    panels : which (metric, variant) pairs to draw; default the result's
+        ``settings["figure_panels"]`` when it names some, else all of them.
+    band : ``"ci95"`` (default) shades the 95% percentile-bootstrap interval of the mean, from
+        the per-unit values (over seeds x images where there are seeds; ROAR: error bars), and
+        falls back to mean ± 1.96 standard errors when a result has no per-unit values (ROAR
+        without them: ± std over seeds, as the title says); ``"sem"`` mean ± standard error,
+        ``"std"`` mean ± std, ``"none"`` no band. The tables report the std.
 
     Example
     -------
     >>> fig = plot_curves(pixel_result, panels=[("prob_change", "lerf")])
     >>> fig.savefig("lerf.png")
     """
-    if band not in ("sem", "std", "none"):
-        raise ValueError(f"band must be 'sem', 'std' or 'none', got {band!r}")
-    panels = panels or result.panels()
+    if band not in ("ci95", "sem", "std", "none"):
+        raise ValueError(f"band must be 'ci95', 'sem', 'std' or 'none', got {band!r}")
+    preferred = [tuple(p) for p in result.settings.get("figure_panels") or []]
+    preferred = [p for p in preferred if p in result.panels()]
+    panels = panels or preferred or result.panels()
+    bootstrapped: list[bool] = []
     if not panels:
         raise ValueError("the result has no curves to draw")
     ncols = min(3, len(panels))
@@ -103,11 +137,15 @@ def plot_curves(
             except KeyError:
                 continue
             color, style, width = _STYLE.get(method, (f"C{i % 10}", "-", 1.4))
+            steps = np.array([p.step for p in _points(result, method, metric, variant)])
+            ci = _interval(result, method, metric, variant, steps) if band == "ci95" else None
+            bootstrapped.append(ci is not None)
             if result.benchmark == "roar":
+                yerr = std if ci is None else np.stack([mean - ci[0], ci[1] - mean])
                 ax.errorbar(
                     x,
                     mean,
-                    yerr=std,
+                    yerr=yerr,
                     color=color,
                     ls=style,
                     lw=width,
@@ -118,9 +156,12 @@ def plot_curves(
                 )
             else:
                 ax.plot(x, mean, color=color, ls=style, lw=width, marker="o", ms=3, label=method)
-                if band != "none":
+                if ci is not None:
+                    ax.fill_between(x, ci[0], ci[1], color=color, alpha=0.12, lw=0)
+                elif band != "none":
                     n = np.array([p.n for p in _points(result, method, metric, variant)])
                     half = std if band == "std" else std / np.sqrt(np.maximum(n, 1))
+                    half = 1.96 * half if band == "ci95" else half
                     ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.12, lw=0)
         if result.benchmark == "sanity" and labels is not None:
             ax.set_xticks(range(len(labels)))
@@ -146,8 +187,16 @@ def plot_curves(
                 names.append(name)
     fig.legend(handles, names, loc="outside right upper", fontsize=8, title="method")
     title = _TITLES.get(result.benchmark, result.benchmark)
-    spread = "std" if result.benchmark == "roar" or band == "std" else "standard error"
-    spread = f"mean ± {spread}" if band != "none" or result.benchmark == "roar" else "mean"
+    if band == "ci95" and bootstrapped and all(bootstrapped):
+        spread = "mean with its 95% bootstrap interval"
+    elif band == "ci95" and result.benchmark != "roar":
+        spread = "mean ± 1.96 standard errors"
+    elif result.benchmark == "roar" and band in ("ci95", "std", "sem"):
+        spread = "mean ± std"
+    elif band == "none":
+        spread = "mean"
+    else:
+        spread = f"mean ± {'std' if band == 'std' else 'standard error'}"
     fig.suptitle(f"{title} on {result.model}\n({spread} over {_units(result)})", fontsize=10)
     return fig
 
@@ -169,7 +218,9 @@ def _points(result: BenchmarkResult, method: str, metric: str, variant: str) -> 
 def _units(result: BenchmarkResult) -> str:
     if result.benchmark == "roar":
         return f"{len(result.settings.get('seeds', []))} training seeds"
-    return f"{result.settings.get('num_images', '?')} images"
+    draws = result.settings.get("draws", 1)
+    images = f"{result.settings.get('num_images', '?')} images"
+    return f"{draws} weight draws x {images}" if draws and draws > 1 else images
 
 
 def plot_sanity_maps(result: BenchmarkResult, image: int = 0, clip: float = 99.5) -> Figure:

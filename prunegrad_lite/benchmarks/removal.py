@@ -17,7 +17,17 @@ Replacement values (the field disagrees; ours is the spec's):
   ``(x - 127) / 128`` normalisation has no dataset mean, it is mid-grey.
 * ``"black"``: pixel value 0, i.e. ``-mean / std`` per channel (needs ``mean`` and ``std``).
 * ``"blur"``: the same image blurred with a Gaussian (``blur_sigma`` pixels, default 3).
+* ``"noisy_linear"``: the noisy linear imputation of Rong et al. 2022 (ROAD, ICML): each removed
+  pixel is the weighted mean of its 8 neighbours, all removed pixels of an image solved jointly,
+  plus small noise (:mod:`~prunegrad_lite.benchmarks.imputation`). It depends on the mask, so it
+  goes through :func:`replace_pixels`, not :func:`replacement_images`.
 * a number: that value in normalised space, every channel.
+
+Why the choice matters: with ``"mean"`` a removed pixel becomes 0 in normalised space, exactly
+the value where Gradient x Input and Integrated Gradients (zero baseline) give 0 attribution, so
+their "least relevant" pixels are often pixels that already hold the replacement value and
+removing them changes nothing. :func:`mean_abs_change` measures how much a removal changed the
+input, so a benchmark can report it beside the output change.
 """
 
 from __future__ import annotations
@@ -36,15 +46,19 @@ __all__ = [
     "REPLACEMENTS",
     "check_fractions",
     "fraction_label",
+    "mean_abs_change",
     "num_removed",
     "rank_pixels",
     "removal_masks",
     "remove_pixels",
+    "replace_pixels",
     "replacement_images",
 ]
 
 ORDERS = ("lerf", "morf")
-REPLACEMENTS = ("mean", "black", "blur")
+REPLACEMENTS = ("mean", "black", "blur", "noisy_linear")
+#: replacements whose value depends on the removal mask (not a fixed image per input)
+MASK_DEPENDENT = ("noisy_linear",)
 
 
 def check_fractions(fractions: float | Sequence[float]) -> tuple[float, ...]:
@@ -187,6 +201,11 @@ def replacement_images(
         if not blur_sigma > 0:
             raise ValueError(f"blur_sigma must be positive, got {blur_sigma}")
         return _gaussian_blur(images, blur_sigma)
+    if how in MASK_DEPENDENT:
+        raise ValueError(
+            f"replacement {how!r} depends on which pixels are removed: use "
+            "replace_pixels(images, masks, how) instead of replacement_images"
+        )
     raise ValueError(f"replacement must be one of {REPLACEMENTS} or a number, got {how!r}")
 
 
@@ -202,3 +221,67 @@ def remove_pixels(images: Tensor, masks: Tensor, replacement: Tensor) -> Tensor:
             "expected (N, H, W) or (F, N, H, W)"
         )
     return torch.where(masks.unsqueeze(-3), replacement, images)
+
+
+def replace_pixels(
+    images: Tensor,
+    masks: Tensor,
+    how: str | float = "mean",
+    *,
+    replacement: Tensor | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    blur_sigma: float = 3.0,
+    noise_std: float = 0.01,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """:func:`remove_pixels` for every replacement, the mask-dependent ``"noisy_linear"`` too.
+
+    ``images`` (N, C, H, W); ``masks`` (N, H, W) or (F, N, H, W) bool; returns (N, C, H, W) or
+    (F, N, C, H, W). ``replacement``: a precomputed :func:`replacement_images` result to reuse
+    (not for ``"noisy_linear"``). ``noise_std`` and ``generator``: the imputation's noise.
+
+    Example
+    -------
+    >>> copies = replace_pixels(x, masks, "noisy_linear", generator=torch.Generator().manual_seed(0))
+    """
+    if how in MASK_DEPENDENT:
+        from prunegrad_lite.benchmarks.imputation import noisy_linear_impute
+
+        if masks.shape[-3:] != (images.shape[0], *images.shape[-2:]):
+            raise ValueError(
+                f"masks {tuple(masks.shape)} do not match images {tuple(images.shape)}: "
+                "expected (N, H, W) or (F, N, H, W)"
+            )
+        if masks.ndim == 3:
+            return noisy_linear_impute(images, masks, noise_std=noise_std, generator=generator)
+        f = masks.shape[0]
+        filled = noisy_linear_impute(
+            images.unsqueeze(0).expand(f, *images.shape).flatten(0, 1),
+            masks.flatten(0, 1),
+            noise_std=noise_std,
+            generator=generator,
+        )  # every fraction's copies as one batch: one sparse solve
+        return filled.view(f, *images.shape)
+    if replacement is None:
+        replacement = replacement_images(images, how, mean, std, blur_sigma)
+    return remove_pixels(images, masks, replacement)
+
+
+def mean_abs_change(images: Tensor, perturbed: Tensor, masks: Tensor) -> Tensor:
+    """Mean ``|x' - x|`` over the removed pixels (all channels) of each copy: how much a removal
+    changed the input.
+
+    ``images`` (N, C, H, W); ``perturbed`` (..., N, C, H, W) and ``masks`` (..., N, H, W) as
+    :func:`replace_pixels` returns and takes them. Returns (..., N) float64; NaN where no pixel
+    is removed.
+
+    Example
+    -------
+    >>> mean_abs_change(x, remove_pixels(x, m, torch.zeros_like(x)), m)   # mean |x| removed
+    """
+    diff = (perturbed.double() - images.double()).abs().sum(-3)  # (..., N, H, W)
+    removed = masks.to(diff.dtype)
+    total = (diff * removed).flatten(-2).sum(-1)
+    count = removed.flatten(-2).sum(-1) * images.shape[-3]
+    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))

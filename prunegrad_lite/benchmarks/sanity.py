@@ -9,19 +9,38 @@ Protocol (spec section 3, fixed before looking at results):
 * **cascading**: on a deep copy of the model, stages are re-initialised one after another from
   the logits down to the first convolution, and the maps recomputed after each; **independent**:
   one stage at a time on a fresh copy. The caller's model is never touched;
-* re-initialisation: every weight and bias of the stage (BatchNorm's too) is drawn from
-  N(0, 0.1**2) (std 0.1); BatchNorm running statistics are kept. Draws come from a
-  ``torch.Generator`` seeded by ``seed`` and the stage index, so both variants give a stage the
-  same new weights;
-* maps are recomputed for the class the *original* model predicts;
+* re-initialisation (``inits``), two of them:
+
+  - ``"authors"`` (default, the authors' code): every weight and bias of the stage (BatchNorm's
+    gamma and beta too) is drawn from N(0, 0.1**2) (std ``init_std``); BatchNorm running
+    statistics are kept. Drawing gamma from N(0, 0.01) shrinks a layer's output about tenfold,
+    which matters for methods with a global threshold (PruneGrad), see "constant maps" below;
+  - ``"reset"`` (Adebayo et al.'s per-variable initialisers; Quantus's ``reset_parameters()``):
+    each module's own ``reset_parameters()`` (a convolution's Kaiming-uniform, a BatchNorm's
+    gamma 1, beta 0 **and** running statistics reset to mean 0, variance 1).
+
+  The first init's curves have the variants ``"cascading"``/``"independent"``, the others'
+  ``"cascading_reset"``/``"independent_reset"``;
+* **weight draws** (``draws``): each randomisation is repeated with ``draws`` independent draws
+  of the new weights; draw d of stage i comes from a generator seeded by ``seed``, i and d (draw
+  0 is the single draw of earlier versions), so both variants give a stage the same weights.
+  Every per-image value is stored per draw (``units``: a (draws, N) table per point), and the
+  intervals of the paired comparisons cover draws and images (crossed bootstrap, :mod:`.stats`);
+* the explained class after randomisation (``target``): ``"original"`` (default, as Quantus):
+  the class the original model predicts; ``"randomised"`` (as Adebayo et al. and the authors'
+  code): the randomised model's own prediction, recomputed after every stage;
 * similarity to the original map per image (:mod:`~.similarity`): Spearman on ``max_c |A_c|``
   and on the signed map, SSIM (window 5) on ``max_c |A_c|`` / max, optionally HOG; averaged
-  over images with the sample std. A method passes when the similarity falls quickly;
-* a randomised map can become constant (PruneGrad at high sparsity on a random network can
-  prune every neuron of a layer on the path to the input, giving an all-zero map). Its rank
-  correlation is undefined (NaN in SciPy); it counts as 0 (``constant_similarity``), since a
-  constant map keeps none of the original's ranking, and the number of such maps per method,
-  variant and stage is written to ``settings["constant_maps"]``.
+  over draws and images with the sample std. A method passes when the similarity falls quickly;
+* **constant maps**: a randomised map can become constant (PruneGrad's global threshold on a
+  randomised network can prune every neuron of a layer on the path to the input, giving an
+  all-zero map). Its rank correlation is undefined (NaN in SciPy). Every correlation measure is
+  reported twice: ``{measure}`` counts a map that became constant as ``constant_similarity``
+  (default 0, "keeps none of the original's ranking", the benchmark's earlier convention) and
+  ``{measure}_defined`` leaves such images out. A constant map is not evidence that a method is
+  sensitive to the weights, so a pass that rests on constant maps is an artefact; the counts
+  are in metric ``"constant"`` (per draw and image, 1 for a constant map) and summed over draws
+  in ``settings["constant_maps"]`` (variant -> method -> count per step).
 
 Example
 -------
@@ -62,10 +81,15 @@ __all__ = [
     "Stage",
     "randomisation_stages",
     "randomise_stage_",
+    "reset_stage_",
     "sanity_checks",
 ]
 
 VARIANTS = ("cascading", "independent")
+INITS = ("authors", "reset")
+TARGETS = ("original", "randomised")
+#: measures whose value is undefined for a constant map (reported with and without those maps)
+CORRELATIONS = ("spearman_abs", "spearman", "hog")
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
@@ -83,7 +107,10 @@ class SanityConfig:
 
     variants: tuple[str, ...] = VARIANTS  # "cascading" and/or "independent"
     measures: tuple[str, ...] = ("spearman_abs", "spearman", "ssim")  # add "hog" for HOG
-    init_std: float = 0.1  # new weights and biases ~ N(0, init_std**2)
+    init_std: float = 0.1  # "authors" init: new weights and biases ~ N(0, init_std**2)
+    inits: tuple[str, ...] = ("authors",)  # "authors" (N(0, init_std^2)) and/or "reset"
+    draws: int = 1  # independent draws of the new weights per randomisation
+    target: str = "original"  # class explained after randomisation: "original" / "randomised"
     depth: int | None = None  # None: one stage per conv/linear (+ its norm); d: group names
     batch_size: int = 64  # images per attribution call
     example_images: int = 1  # images whose maps are kept for the example figure
@@ -101,6 +128,14 @@ class SanityConfig:
         if not measures or any(m not in SIMILARITIES for m in measures):
             raise ValueError(f"measures must be a non-empty subset of {SIMILARITIES}")
         object.__setattr__(self, "measures", measures)
+        inits = tuple(dict.fromkeys(self.inits))
+        if not inits or any(i not in INITS for i in inits):
+            raise ValueError(f"inits must be a non-empty subset of {INITS}, got {inits}")
+        object.__setattr__(self, "inits", inits)
+        if self.draws < 1:
+            raise ValueError(f"draws must be >= 1, got {self.draws}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if not self.init_std > 0:
             raise ValueError(f"init_std must be positive, got {self.init_std}")
         if self.depth is not None and self.depth < 1:
@@ -186,8 +221,41 @@ def randomise_stage_(
             param.copy_(values * std)
 
 
-def _stage_generator(seed: int, index: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 100_003 + index)
+def reset_stage_(model: nn.Module, stage: Stage, generator: torch.Generator) -> None:
+    """Re-initialise, in place, the stage's modules with their own ``reset_parameters()``.
+
+    A convolution or linear layer gets PyTorch's default (Kaiming-uniform) initialisation, a
+    BatchNorm gamma 1, beta 0 and its running statistics reset (mean 0, variance 1). The draws
+    are made on a CPU copy of each module with the global RNG seeded from ``generator`` inside
+    ``torch.random.fork_rng`` (the caller's RNG state is left as it was), so a seed gives the same
+    weights on every device.
+    """
+    modules = dict(model.named_modules())
+    for name in stage.modules:
+        module = modules[name]
+        if not hasattr(module, "reset_parameters"):
+            raise ValueError(
+                f"module {name!r} ({type(module).__name__}) has no reset_parameters(): use "
+                "inits=('authors',) for this model"
+            )
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        fresh = copy.deepcopy(module).to("cpu")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh.reset_parameters()
+        with torch.no_grad():
+            for key, value in fresh.state_dict(keep_vars=False).items():
+                if "." in key:
+                    continue  # a child module's own entry: its stage resets it
+                target = getattr(module, key)
+                if isinstance(target, Tensor):
+                    target.copy_(value)
+
+
+def _stage_generator(seed: int, index: int, draw: int = 0) -> torch.Generator:
+    """The generator of stage ``index``'s new weights in weight draw ``draw`` (draw 0 as before
+    draws existed)."""
+    return torch.Generator().manual_seed(seed * 100_003 + index + draw * 1_000_000_007)
 
 
 def _example_columns(num_stages: int, most: int = 4) -> list[int]:
@@ -228,10 +296,13 @@ def sanity_checks(
         images; None: the example figure shows the normalised input as it is.
     model_name : the name written into the results.
 
-    Curves: ``(measure, variant)`` per method along the stages, step 0 the original model.
-    Scores: ``{measure}@top`` (cascading, after the top stage), ``{measure}@all`` (cascading,
-    after every stage) and ``{measure}@independent`` (independent, mean over stages). Lower
-    similarity is better (the map depends on the weights).
+    Curves: ``(measure, variant)`` per method along the stages, step 0 the original model,
+    over all draws and images; also ``{measure}_defined`` (maps that became constant left out)
+    for the correlations and ``constant`` (the fraction of constant maps). Scores:
+    ``{measure}@top`` (cascading, after the top stage), ``{measure}@all`` (cascading, after
+    every stage) and ``{measure}@independent`` (independent, mean over stages), with the suffix
+    ``_reset`` for the second init (``spearman_abs@top_reset``). Lower similarity is better (the
+    map depends on the weights). Per-draw, per-image values: ``result.units``.
     """
     config = config or SanityConfig()
     classes = check_methods(methods)
@@ -247,7 +318,7 @@ def sanity_checks(
     stages = randomisation_stages(base, images[:1], config.depth)
     labels = ["original", *(s.name for s in stages)]
 
-    def maps_of(net: nn.Module, name: str) -> Tensor:
+    def maps_of(net: nn.Module, name: str, target: Tensor) -> Tensor:
         return compute_maps(
             net,
             images,
@@ -259,81 +330,158 @@ def sanity_checks(
             progress=False,
         )
 
-    original = {name: maps_of(base, name) for name in names}
-    # sims[variant][method][step] = {measure: (N,)}
-    sims: dict[str, dict[str, list[dict[str, Tensor]]]] = {}
+    original = {name: maps_of(base, name, target) for name in names}
+    original_constant = {name: constant_maps(original[name]) for name in names}
+    raw_measures = tuple(config.measures)
     shown = _example_columns(len(stages))
     k = min(config.example_images, len(images))
     example_maps: dict[str, list[Tensor]] = {"original": [original[n][:k] for n in names]}
-    total = len(config.variants) * len(stages)
+    runs = [
+        (init, variant, variant if j == 0 else f"{variant}_{init}")
+        for j, init in enumerate(config.inits)
+        for variant in config.variants
+    ]
+    total = len(runs) * config.draws * len(stages)
     bar = tqdm(total=total, desc="sanity checks", disable=not progress)
-    constant: dict[str, dict[str, list[int]]] = {}  # variant -> method -> count per step
-
-    def similarities(name: str, maps: Tensor) -> dict[str, Tensor]:
-        return map_similarities(
-            original[name], maps, config.measures, constant_value=config.constant_similarity
-        )
-
-    for variant in config.variants:
-        per_method = {n: [similarities(n, original[n])] for n in names}
-        constant[variant] = {n: [int(constant_maps(original[n]).sum())] for n in names}
-        net = copy.deepcopy(base)
-        for i, stage in enumerate(stages):
-            if variant == "independent":
-                net = copy.deepcopy(base)
-            randomise_stage_(net, stage, _stage_generator(seed, i), config.init_std)
-            bar.set_postfix(variant=variant, stage=stage.name)
-            for name in names:
-                maps = maps_of(net, name)
-                per_method[name].append(similarities(name, maps))
-                constant[variant][name].append(int(constant_maps(maps).sum()))
-                if variant == "cascading" and i + 1 in shown and k:
-                    example_maps.setdefault(f"→ {stage.name}", []).append(maps[:k])
-            bar.update()
-        sims[variant] = per_method
+    n_img, n_steps = len(images), len(stages) + 1
+    # raw[vname][method][measure]: (D, S+1, N) float64, NaN where undefined; const: same, bool
+    raw: dict[str, dict[str, dict[str, Tensor]]] = {}
+    const: dict[str, dict[str, Tensor]] = {}
+    for init, variant, vname in runs:
+        raw[vname] = {
+            n: {
+                m: torch.full((config.draws, n_steps, n_img), float("nan"), dtype=torch.float64)
+                for m in raw_measures
+            }
+            for n in names
+        }
+        const[vname] = {
+            n: torch.zeros(config.draws, n_steps, n_img, dtype=torch.bool) for n in names
+        }
+        for name in names:
+            same = map_similarities(original[name], original[name], raw_measures)
+            for m in raw_measures:
+                raw[vname][name][m][:, 0] = same[m]
+            const[vname][name][:, 0] = original_constant[name]
+        for d in range(config.draws):
+            net = copy.deepcopy(base)
+            for i, stage in enumerate(stages):
+                if variant == "independent":
+                    net = copy.deepcopy(base)
+                gen = _stage_generator(seed, i, d)
+                if init == "authors":
+                    randomise_stage_(net, stage, gen, config.init_std)
+                else:
+                    reset_stage_(net, stage, gen)
+                explained = (
+                    target
+                    if config.target == "original"
+                    else predict(net, images, config.batch_size).argmax(1)
+                )
+                bar.set_postfix(init=init, variant=variant, draw=d, stage=stage.name)
+                for name in names:
+                    maps = maps_of(net, name, explained)
+                    sims = map_similarities(original[name], maps, raw_measures)
+                    for m in raw_measures:
+                        raw[vname][name][m][d, i + 1] = sims[m]
+                    const[vname][name][d, i + 1] = constant_maps(maps)
+                    if vname == "cascading" and d == 0 and i + 1 in shown and k:
+                        example_maps.setdefault(f"→ {stage.name}", []).append(maps[:k])
+                bar.update()
     bar.close()
 
-    curves: list[CurvePoint] = []
-    scores: list[Score] = []
-    for variant, per_method in sims.items():
-        for name, steps in per_method.items():
-            for measure in config.measures:
-                values = torch.stack([s[measure] for s in steps])  # (S+1, N)
-                m, sd, n = mean_std(values, dim=1)
-                for step in range(len(steps)):
+    result = BenchmarkResult("sanity", model_name, names, [], [], {})
+    curves, scores = result.curves, result.scores
+    constant: dict[str, dict[str, list[int]]] = {}
+    for vname, per_method in raw.items():
+        constant[vname] = {}
+        cascading = vname.startswith("cascading")
+        suffix = vname[len("cascading") :] if cascading else vname[len("independent") :]
+        for name, per_measure in per_method.items():
+            flags = const[vname][name]  # (D, S+1, N)
+            constant[vname][name] = [int(c) for c in flags.sum(dim=(0, 2))]
+            became = flags & ~original_constant[name].view(1, 1, -1)
+            tables: dict[str, Tensor] = {"constant": flags.double()}
+            for m in raw_measures:
+                values = per_measure[m]
+                if m in CORRELATIONS and config.constant_similarity is not None:
+                    counted = torch.where(
+                        became, torch.full_like(values, config.constant_similarity), values
+                    )
+                else:
+                    counted = values
+                tables[m] = counted
+                if m in CORRELATIONS:
+                    tables[f"{m}_defined"] = torch.where(
+                        became, torch.full_like(values, float("nan")), values
+                    )
+            for metric, values in tables.items():  # (D, S+1, N)
+                flat = values.permute(1, 0, 2).reshape(n_steps, -1)  # (S+1, D*N)
+                mean, sd, cnt = mean_std(flat, dim=1)
+                for step in range(n_steps):
                     curves.append(
                         CurvePoint(
                             name,
-                            measure,
-                            variant,
+                            metric,
+                            vname,
                             step,
                             float(step),
                             labels[step],
-                            float(m[step]),
+                            float(mean[step]),
                             float(sd[step]),
-                            int(n[step]),
+                            int(cnt[step]),
                         )
                     )
-                if variant == "cascading":
-                    for tag, step in (("top", 1), ("all", len(steps) - 1)):
-                        tm, ts, tn = mean_std(values[step])
+                    result.set_units(name, metric, vname, step, values[:, step])
+                if metric == "constant":
+                    continue
+                if cascading:
+                    for tag, step in (("top", 1), ("all", n_steps - 1)):
+                        tm, ts, tn = mean_std(values[:, step].flatten())
                         scores.append(
-                            Score(name, f"{measure}@{tag}", float(tm), float(ts), int(tn), "lower")
+                            Score(
+                                name,
+                                f"{metric}@{tag}{suffix}",
+                                float(tm),
+                                float(ts),
+                                int(tn),
+                                "lower",
+                            )
                         )
-                else:  # per image, the mean over the independently randomised stages
-                    im, isd, inn = mean_std(values[1:].nanmean(0))
+                else:  # per draw and image, the mean over the independently randomised stages
+                    per_unit = values[:, 1:].nanmean(1)  # (D, N)
+                    result.set_units(name, metric, vname, -1, per_unit)
+                    im, isd, inn = mean_std(per_unit.flatten())
                     scores.append(
                         Score(
-                            name, f"{measure}@independent", float(im), float(isd), int(inn), "lower"
+                            name,
+                            f"{metric}@independent{suffix}",
+                            float(im),
+                            float(isd),
+                            int(inn),
+                            "lower",
                         )
                     )
-    settings: dict[str, Any] = {
+    result.settings = {
         **asdict(config),
         "num_images": len(images),
         "seed": seed,
         "stages": [asdict(s) for s in stages],
-        "target": "the class the original model predicts",
-        "constant_maps": constant,  # variant -> method -> constant maps per step (0: original)
+        "target": (
+            "the class the original model predicts (as Quantus)"
+            if config.target == "original"
+            else "the randomised model's own prediction, after every stage (as Adebayo et al.)"
+        ),
+        "target_option": config.target,
+        "constant_maps": constant,  # variant -> method -> constant maps per step, all draws
+        "maps_per_step": config.draws * len(images),
+        "variants_run": [{"init": i, "variant": v, "name": n} for i, v, n in runs],
+        "units": "units[method/metric/variant/step]: a (draws, images) table; step -1 of an "
+        "independent variant holds each unit's mean over the stages (the @independent score); "
+        "metric 'constant' is 1 where the map is constant; '{measure}_defined' leaves maps that "
+        "became constant out (NaN), '{measure}' counts them as constant_similarity",
+        "figure_panels": [["spearman_abs", n] for _, _, n in runs]
+        + [["spearman_abs_defined", n] for _, v, n in runs if v == "cascading"],
         "method_options": describe_options(method_options),
     }
     examples: dict[str, Any] = {}
@@ -344,4 +492,5 @@ def sanity_checks(
             "maps": {col: torch.stack(v, 1) for col, v in example_maps.items()},  # (k, M, C, H, W)
             "display": display,
         }
-    return BenchmarkResult("sanity", model_name, names, curves, scores, settings, examples)
+    result.examples = examples
+    return result
