@@ -73,7 +73,7 @@ __all__ = [
 
 SMOKE_ENV = SMOKE_ENV_VAR  # "PRUNEGRAD_LITE_SMOKE", shared with the notebooks (teaching.py)
 BENCHMARKS = ("sanity", "pixel", "roar")
-REPRODUCE_MODELS = ("fashion_mnist", "efficientnet_lite0", "resnet50", "vgg16")
+REPRODUCE_MODELS = ("fashion_mnist", "efficientnet_lite0", "resnet50", "vgg16", "cifar10_resnet8")
 #: what ``models="all"`` runs: the models whose weights are offline
 DEFAULT_MODELS = ("fashion_mnist", "efficientnet_lite0")
 #: the paper's comparison: the baselines of spec section 2, PruneGrad and the two controls
@@ -120,6 +120,7 @@ class Preset:
     roar_validation: float = 0.1  # training images held out for the best checkpoint
     roar_longer: int = 3  # the convergence check: fraction 0 retrained this many times longer
     roar_replacement: str = "mean"  # "mean" (Hooker et al.) or "noisy_linear" (ROAD)
+    explained_epochs: int = 30  # cifar10_resnet8: epochs of the explained ResNet-8 (cached)
 
 
 PRESETS: dict[str, Preset] = {
@@ -194,13 +195,50 @@ PRESETS: dict[str, Preset] = {
         roar_other_class=("prunegrad",),
         roar_longer=2,
     ),
+    # For a GPU and the user's CIFAR-10 (``--model cifar10_resnet8 --preset paper``): the
+    # authors' ROAR grid, 10..90% removed, ResNet-8 explained and retrained, 3 seeds, every
+    # cell trained 50 epochs keeping the best-validation checkpoint (RoarTorch's recipe).
+    "paper": Preset(
+        name="paper",
+        pixel_images=1000,
+        sanity_images=128,
+        sanity_depth=None,
+        roar_train=None,
+        roar_test=None,
+        roar_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
+        roar_seeds=(0, 1, 2),
+        roar_epochs=50,
+        roar_batch_size=128,
+        roar_methods=(
+            "gradient",
+            "integrated_gradients",
+            "guided_backprop",
+            "gradcam",
+            "prunegrad",
+            "random",
+            "edge",
+        ),
+        photos=None,
+        imagenet_sanity_methods=None,
+        imagenet_sanity_depth=2,
+        calibration_images=500,
+        roar_other_class=("prunegrad",),
+        roar_network="resnet8",
+        roar_longer=0,
+        explained_epochs=30,
+    ),
 }
 
 
-def select_preset(quick: bool = False) -> Preset:
-    """``"smoke"`` in smoke mode, else ``"quick"`` when ``quick``, else ``"full"``."""
+def select_preset(quick: bool = False, name: str | None = None) -> Preset:
+    """``"smoke"`` in smoke mode, else ``name`` when given, else ``"quick"`` when ``quick``,
+    else ``"full"``."""
     if smoke_mode():
         return PRESETS["smoke"]
+    if name is not None:
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        return PRESETS[name]
     return PRESETS["quick" if quick else "full"]
 
 
@@ -257,6 +295,7 @@ def _load(
     seed: int,
     imagenet_folder: Any = None,
     imagenet_images: int = 1000,
+    cache: Path | None = None,
 ) -> _Setup:
     from prunegrad_lite.data import load_dataset
     from prunegrad_lite.models import load_model, model_info
@@ -276,10 +315,60 @@ def _load(
             roar_train,
             roar_test,
         )
+    if name == "cifar10_resnet8":
+        return _load_cifar10_resnet8(preset, device, seed, cache)
     model = load_model(name, device=device)  # torchvision models: cached weights or an error
     images = _imagenet_images(name, preset, imagenet_folder, imagenet_images, seed)
     pre = model_info(name).preprocessing
     return _Setup(name, model, images, images, (pre.mean, pre.std))
+
+
+def _load_cifar10_resnet8(
+    preset: Preset, device: torch.device, seed: int, cache: Path | None
+) -> _Setup:
+    """The user's CIFAR-10 (``load_dataset("cifar10")``: an error saying where to put it when
+    absent) and a ResNet-8 (FashionResNet(3, 10, 16)) trained on it with the package's recipe
+    for ``preset.explained_epochs`` epochs (crop padding 4 and flips, best checkpoint on 10% of
+    the training images held out), trained once and cached in ``cache/models``."""
+    from prunegrad_lite.data import load_dataset
+    from prunegrad_lite.models import FashionResNet
+    from prunegrad_lite.training import load_checkpoint, save_checkpoint, train_model
+
+    train = load_dataset("cifar10", "train")
+    test = load_dataset("cifar10", "test")
+    roar_train = train if preset.roar_train is None else train.subset(preset.roar_train, seed)
+    roar_test = test if preset.roar_test is None else test.subset(preset.roar_test, seed)
+    recipe = TrainConfig(epochs=preset.explained_epochs, crop_padding=4, width=16, seed=seed)
+    key = _digest("cifar10_resnet8", dataclasses.asdict(recipe), len(train), len(test))
+    path = None if cache is None else cache / "models" / f"cifar10_resnet8_{key}.pt"
+    model = FashionResNet(3, 10, 16)
+    if path is not None and path.is_file():
+        model.load_state_dict(load_checkpoint(path).state_dict, strict=True)
+    else:
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+        held = max(2, len(train) // 10)
+        fit, val = order[held:], order[:held]
+        result = train_model(
+            (train.images[fit], train.labels[fit]),
+            test,
+            recipe,
+            device=device,
+            model_fn=lambda: FashionResNet(3, 10, 16),
+            validation=(train.images[val], train.labels[val]),
+        )
+        model = result.model.cpu()
+        if path is not None:
+            save_checkpoint(model, path, {"test_accuracy": result.test_accuracy} | result.as_dict())
+    model = model.to(device).eval()
+    return _Setup(
+        "cifar10_resnet8",
+        model,
+        test.subset(min(preset.pixel_images, len(test)), seed).images,
+        test.subset(min(preset.sanity_images, len(test)), seed + 1).images,
+        (test.mean, test.std),
+        roar_train,
+        roar_test,
+    )
 
 
 def _imagenet_images(name: str, preset: Preset, folder: Any, count: int, seed: int) -> Tensor:
@@ -301,7 +390,7 @@ def _sparsity(setup: _Setup, preset: Preset) -> tuple[float, str]:
     from prunegrad_lite.attribution.prunegrad import calibrate_sparsity
     from prunegrad_lite.models import model_info
 
-    fixed = model_info(setup.name).default_sparsity
+    fixed = None if setup.name == "cifar10_resnet8" else model_info(setup.name).default_sparsity
     if fixed is not None:
         return float(fixed), "the model's calibrated default"
     x = setup.images[: preset.calibration_images].to(next(setup.model.parameters()).device)
@@ -332,7 +421,7 @@ def reproduce(
     seed: int = 0,
     progress: bool = True,
     weights: str | os.PathLike = "default",
-    preset: Preset | None = None,
+    preset: Preset | str | None = None,
     imagenet_folder: str | os.PathLike | None = None,
     imagenet_images: int = 1000,
 ) -> ReproduceReport:
@@ -353,7 +442,8 @@ def reproduce(
     seed : seeds data subsets, rankings, the random control and the sanity re-initialisation.
     progress : tqdm progress bars.
     weights : the Fashion-MNIST checkpoint ("default": the shipped one, or a path).
-    preset : overrides ``quick`` and smoke mode (see :data:`PRESETS`).
+    preset : a :class:`Preset` or a name in :data:`PRESETS` ("full", "quick", "smoke",
+        "paper"); overrides ``quick`` (a name is still replaced by "smoke" in smoke mode).
     imagenet_folder : an ImageNet-style folder (``<class>/<image>``) to run the ImageNet models
         on instead of the seven photographs: the paper's scale on a GPU with your own data.
     imagenet_images : how many images to draw from it (seeded); default 1000.
@@ -368,6 +458,8 @@ def reproduce(
     which = _choice(benchmarks, BENCHMARKS, "benchmark")
     model_names = _choice(models, REPRODUCE_MODELS, "model", DEFAULT_MODELS)
     chosen = check_methods(methods) if methods is not None else None
+    if isinstance(preset, str):
+        preset = select_preset(quick, preset)
     preset = preset or select_preset(quick)
     dev = resolve_device(device)
     out_dir = Path(out)
@@ -375,7 +467,7 @@ def reproduce(
     report = ReproduceReport(out_dir, preset)
     t_run = time.perf_counter()
     for name in model_names:
-        setup = _load(name, preset, dev, weights, seed, imagenet_folder, imagenet_images)
+        setup = _load(name, preset, dev, weights, seed, imagenet_folder, imagenet_images, cache)
         sparsity, how = _sparsity(setup, preset)
         report.sparsity[name] = sparsity
         report.notes.append(f"{name}: PruneGrad sparsity {sparsity:.3f}, {how}.")
@@ -726,7 +818,8 @@ def add_arguments(parser: Any) -> None:
         choices=(*REPRODUCE_MODELS, "all"),
         default="all",
         help="default: all = fashion_mnist and efficientnet_lite0 (offline); ROAR runs on "
-        "fashion_mnist only; resnet50 and vgg16 need torchvision's cached ImageNet weights",
+        "fashion_mnist and cifar10_resnet8 (needs CIFAR-10 in the data folder; trains the "
+        "explained ResNet-8 once); resnet50 and vgg16 need torchvision's cached ImageNet weights",
     )
     parser.add_argument(
         "--methods",
@@ -743,6 +836,13 @@ def add_arguments(parser: Any) -> None:
         "--quick",
         action="store_true",
         help=f"the quick preset (minutes on a CPU); {SMOKE_ENV}=1 selects the smoke preset",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=None,
+        help="full (default), quick, smoke, or paper (the authors' ROAR grid: use with "
+        "--model cifar10_resnet8 --benchmark roar on a GPU with CIFAR-10 in the data folder)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: auto)")
     parser.add_argument(
@@ -777,6 +877,7 @@ def run_cli(args: Any) -> int:
         models=args.model,
         methods=methods,
         quick=args.quick,
+        preset=getattr(args, "preset", None),
         device=args.device,
         out=args.out,
         seed=args.seed,
