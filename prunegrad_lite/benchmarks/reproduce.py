@@ -599,8 +599,7 @@ def _run(
             model_name=setup.name,
         )
     config = roar_config(preset, [m for m in methods])
-    if progress:
-        print(roar_cost(preset, list(methods), len(setup.train), len(setup.test)), flush=True)
+    print(roar_cost(preset, list(methods), len(setup.train), len(setup.test)), flush=True)
     return roar(
         setup.model,
         setup.train,
