@@ -121,6 +121,12 @@ class Preset:
     roar_longer: int = 3  # the convergence check: fraction 0 retrained this many times longer
     roar_replacement: str = "mean"  # "mean" (Hooker et al.) or "noisy_linear" (ROAD)
     explained_epochs: int = 30  # cifar10_resnet8: epochs of the explained ResNet-8 (cached)
+    # pixel perturbation's replacements, the main one first (see PixelPerturbationConfig)
+    pixel_replacements: tuple[str, ...] = ("mean", "blur", "noisy_linear")
+    sanity_draws: int = 3  # weight draws per randomisation (sanity checks)
+    sanity_inits: tuple[str, ...] = ("authors", "reset")  # re-initialisations (sanity checks)
+    sanity_measures: tuple[str, ...] = ("spearman_abs", "spearman", "ssim", "hog")
+    sanity_target: str = "original"  # class explained after randomisation (as Quantus)
 
 
 PRESETS: dict[str, Preset] = {
@@ -174,6 +180,8 @@ PRESETS: dict[str, Preset] = {
         calibration_images=200,
         roar_other_class=("prunegrad",),
         roar_longer=0,
+        pixel_replacements=("mean", "noisy_linear"),
+        sanity_draws=2,
     ),
     "smoke": Preset(
         name="smoke",
@@ -194,6 +202,8 @@ PRESETS: dict[str, Preset] = {
         methods=("gradient", "guided_backprop", "gradcam", "prunegrad", "random", "edge"),
         roar_other_class=("prunegrad",),
         roar_longer=2,
+        pixel_replacements=("mean", "noisy_linear"),
+        sanity_draws=2,
     ),
     # For a GPU and the user's CIFAR-10 (``--model cifar10_resnet8 --preset paper``): the
     # authors' ROAR grid, 10..90% removed, ResNet-8 explained and retrained, 3 seeds, every
@@ -568,7 +578,9 @@ def _run(
     big_batches = small or device.type == "cuda"
     if bench == "pixel":
         config = PixelPerturbationConfig(
-            batch_size=64 if big_batches else 8, forward_batch=1000 if big_batches else 40
+            replacement=tuple(preset.pixel_replacements),
+            batch_size=64 if big_batches else 8,
+            forward_batch=1000 if big_batches else 40,
         )
         return pixel_perturbation(
             setup.model,
@@ -585,6 +597,10 @@ def _run(
         config = SanityConfig(
             depth=preset.sanity_depth if small else preset.imagenet_sanity_depth,
             batch_size=64 if big_batches else 8,
+            measures=tuple(preset.sanity_measures),
+            inits=tuple(preset.sanity_inits),
+            draws=preset.sanity_draws,
+            target=preset.sanity_target,
         )
         return sanity_checks(
             setup.model,
@@ -810,7 +826,11 @@ HELP = "run the three benchmarks and write figures, tables and summary.md beside
 def add_arguments(parser: Any) -> None:
     """The ``reproduce`` options on an ``argparse`` parser."""
     parser.add_argument(
-        "--benchmark", choices=(*BENCHMARKS, "all"), default="all", help="default: all"
+        "--benchmark",
+        nargs="+",
+        choices=(*BENCHMARKS, "all"),
+        default=["all"],
+        help="one or more benchmarks (default: all)",
     )
     parser.add_argument(
         "--model",
