@@ -139,3 +139,62 @@ def test_recipe_hash_keys_the_network_and_the_split():
     assert a.num_cells(["gradient", "random"]) == 3 * (2 * 5 + 1 + 3)
     assert RoarConfig(mask_only=True).num_cells(["gradient", "random"]) == 3 * (3 * 5 + 1 + 3)
     assert RoarNet(1, 10)(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def _write_cifar(root, n: int) -> None:
+    """A tiny CIFAR-10 folder in the documented python-batch format."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(names):
+        batch = {
+            "batch_label": name,
+            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            "labels": [(i + j) % 10 for j in range(n)],
+            "filenames": [f"{j}.png" for j in range(n)],
+        }
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {"label_names": [f"c{k}" for k in range(10)], "num_cases_per_batch": n}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+
+
+def test_paper_preset_runs_roar_on_cifar10_with_a_resnet8(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    from prunegrad_lite.benchmarks.reproduce import PRESETS, reproduce
+
+    _write_cifar(tmp_path / "data", n=12)
+    monkeypatch.setenv("PRUNEGRAD_LITE_DATA", str(tmp_path / "data"))
+    paper = PRESETS["paper"]
+    assert paper.roar_network == "resnet8" and paper.roar_epochs == 50
+    assert paper.roar_fractions == (0.1, 0.3, 0.5, 0.7, 0.9) and len(paper.roar_seeds) >= 3
+    tiny = dataclasses.replace(
+        paper,
+        roar_fractions=(0.5,),
+        roar_seeds=(0,),
+        roar_epochs=1,
+        explained_epochs=1,
+        roar_methods=("gradient", "random"),
+        roar_other_class=(),
+        calibration_images=8,
+        pixel_images=8,
+        sanity_images=4,
+    )
+    report = reproduce(
+        benchmarks="roar",
+        models="cifar10_resnet8",
+        preset=tiny,
+        out=tmp_path / "run",
+        device="cpu",
+        progress=False,
+    )
+    result = report.results[("roar", "cifar10_resnet8")]
+    assert result.settings["network"] == "resnet8" and len(result.settings["cells"]) == 4
+    assert "ROAR (paper)" in capsys.readouterr().out  # the expected cost, before it starts
+    assert list((tmp_path / "run" / "cache" / "models").glob("cifar10_resnet8_*.pt"))
+    assert "**resnet8**" in report.summary_path.read_text()

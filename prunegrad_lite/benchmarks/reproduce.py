@@ -716,24 +716,7 @@ def _settings_line(result: BenchmarkResult) -> str:
             "mean colour)."
         )
     if result.benchmark == "roar":
-        r = s["recipe"]
-        ref = s.get("reference_accuracy") or []
-        ref_text = ", ".join(f"{a:.3f}" for a in ref)
-        text = (
-            f"fractions {s['fractions']}, training seeds {s['seeds']}, recipe: TrainConfig "
-            f"with epochs={r['epochs']} (otherwise the shipped model's recipe: {r['optimizer']}"
-            f", lr {r['lr']}, batch {r['batch_size']}, {r['schedule']}); reference accuracy "
-            f"on unmodified images with this recipe: {ref_text}."
-        )
-        if s.get("mask_only"):
-            text += (
-                " `mask_only@t` (not in the paper): the accuracy of a network trained with the "
-                "same recipe on the removal mask alone (1 where a pixel is replaced, 0 "
-                f"elsewhere); chance is {s['chance']:.2f}. Well above chance, the mask itself "
-                "tells the retrained network the class, and ROAR's accuracy for that method "
-                "measures the leak as much as what was removed."
-            )
-        return text
+        return roar_settings_text(result)
     stages = [st["name"] for st in s["stages"]]
     text = (
         f"{s['num_images']} images, {len(stages)} stages from the logits down "
@@ -751,6 +734,81 @@ def _settings_line(result: BenchmarkResult) -> str:
             + "): "
             + ", ".join(f"{m} {c} of {s['num_images']}" for m, c in became.items())
             + "."
+        )
+    return text
+
+
+def _mean_text(values: Sequence[float] | None) -> str:
+    if not values:
+        return "not run"
+    v = torch.tensor(values, dtype=torch.float64)
+    spread = f" ± {float(v.std()):.3f}" if len(v) > 1 else ""
+    return f"{float(v.mean()):.3f}{spread} (seeds: {', '.join(f'{a:.3f}' for a in values)})"
+
+
+def roar_settings_text(result: BenchmarkResult) -> str:
+    """The ROAR protocol as run, its convergence check and its comparisons (markdown)."""
+    s = result.settings
+    r = s["recipe"]
+    network = s.get("network", "fashion_resnet")
+    text = (
+        f"Fractions {s['fractions']}, training seeds {s['seeds']}; every cell retrains "
+        f"**{network}** (width {r['width']}) from scratch: {r['optimizer']}, lr {r['lr']}, "
+        f"{r['schedule']}, batch {r['batch_size']}, {r['epochs']} epochs, the checkpoint with "
+        f"the best accuracy on {s.get('validation', 0):.0%} of the training images held out "
+        f"(never the test set); replacement: {s['fill']}. The maps that rank the pixels are "
+        f"the explained model's ({result.model}), for the class it predicts."
+    )
+    if s.get("reference_accuracy"):
+        text += (
+            f"\n\n**Convergence of the recipe.** Reference accuracy (unmodified images): "
+            f"{_mean_text(s['reference_accuracy'])}"
+        )
+        longer = s.get("reference_accuracy_longer")
+        if longer:
+            gap = float(torch.tensor(longer).mean() - torch.tensor(s["reference_accuracy"]).mean())
+            text += (
+                f"; the same recipe trained {s['longer_reference']}x longer: "
+                f"{_mean_text(longer)}, a gap of {100 * gap:.1f} points "
+                f"({'within' if abs(gap) <= 0.015 else 'NOT within'} the 1.5 points required)"
+            )
+        if s.get("binomial_se") is not None:
+            text += (
+                f". One cell's binomial standard error on {s['num_test']} test images: "
+                f"{s['binomial_se']:.4f}"
+            )
+        text += "."
+    if s.get("mask_only"):
+        text += (
+            '\n\n`mask_only@t` (Rong et al. 2022, ICML, "A Consistent and Efficient '
+            'Evaluation Strategy for Attribution Methods"; not in the paper): the accuracy of '
+            "a network trained with the same recipe on the removal mask alone (1 where a pixel "
+            f"is replaced, 0 elsewhere); chance is {s['chance']:.2f}. Well above chance, the "
+            "mask itself tells the retrained network the class, and ROAR's accuracy for that "
+            "ranking measures the leak as much as what was removed. The random ranking's mask "
+            "is independent of the image (chance by construction) and is not trained."
+        )
+    if s.get("other_class"):
+        text += (
+            " `{m}@other_class`: the ranking of the same method's map for a random class the "
+            "model did **not** predict: it keeps the method's silhouette but not the "
+            "predicted label, so a mask-only accuracy that drops to near chance for it "
+            "points to label leakage, one that stays high to silhouette leakage (as for the "
+            "`edge` control, whose map ignores the model)."
+        )
+    rows = s.get("comparisons") or []
+    if rows:
+        text += (
+            "\n\n**Paired differences** (a - b of per-image correctness, mean over seeds x "
+            "test images, 95% crossed bootstrap interval over seeds and images; claim: a "
+            "lower, i.e. removing a's pixels hurts more; `area`: over all fractions):\n\n"
+            "| a | b | variant | at | a - b [95% interval] | verdict (a lower) |\n"
+            "|---|---|---|---|---|---|\n"
+        )
+        text += "\n".join(
+            f"| {c['a']} | {c['b']} | {c['variant']} | {c['at']} | {c['difference']:+.3f} "
+            f"[{c['low']:+.3f}, {c['high']:+.3f}] | {c['verdict']} |"
+            for c in rows
         )
     return text
 

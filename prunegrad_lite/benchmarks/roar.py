@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -529,11 +530,17 @@ def _units(record: dict[str, Any]) -> Tensor:
 
 
 def _comparisons(
-    result: BenchmarkResult, names: list[str], steps: list[tuple[int, str]], variant: str
+    result: BenchmarkResult,
+    names: list[str],
+    steps: list[tuple[int, str]],
+    variant: str,
+    fractions: Sequence[float],
 ) -> list[dict[str, Any]]:
     """PruneGrad (when run) against every other ranking, and every ranking against random:
     paired differences of per-image correctness over seeds x test images, per fraction and
-    over the whole removal range (the mean over the fractions: the AUC's per-image form)."""
+    over the whole removal range (``area``: each image's correctness integrated over the
+    fractions like ``roar_auc``, trapezoids divided by the range, so that the mean of the
+    per-image areas is the score)."""
     pairs: list[tuple[str, str]] = []
     if "prunegrad" in names:
         pairs += [("prunegrad", m) for m in names if m != "prunegrad"]
@@ -546,7 +553,10 @@ def _comparisons(
         tables_a = [result.unit_values(a, "accuracy", variant, step) for step, _ in steps]
         tables_b = [result.unit_values(b, "accuracy", variant, step) for step, _ in steps]
         rows = [(label, ta, tb) for (_, label), ta, tb in zip(steps, tables_a, tables_b)]
-        rows.append(("area", sum(tables_a) / len(steps), sum(tables_b) / len(steps)))
+        if len(fractions) > 1:
+            area_a = area_under_curve(fractions, np.stack(tables_a, axis=-1), dim=-1)
+            area_b = area_under_curve(fractions, np.stack(tables_b, axis=-1), dim=-1)
+            rows.append(("area", area_a.numpy(), area_b.numpy()))
         for label, ta, tb in rows:
             c = paired_difference(ta, tb, resamples=2000, seed=0)
             out.append(
@@ -682,10 +692,15 @@ def _result(
         result.set_units(name, "accuracy", variant, step, table)
     steps = [(1 if base is not None else 0) + j for j in range(len(config.fractions))]
     labels = [fraction_label(f) for f in config.fractions]
-    comparisons = _comparisons(result, names, list(zip(steps, labels)), "roar")
+    fractions = list(config.fractions)
+    comparisons = _comparisons(result, names, list(zip(steps, labels)), "roar", fractions)
     if config.mask_only:
         comparisons += _comparisons(
-            result, mask_only_names, list(zip(range(len(labels)), labels)), "mask_only"
+            result,
+            mask_only_names,
+            list(zip(range(len(labels)), labels)),
+            "mask_only",
+            fractions,
         )
     settings["comparisons"] = comparisons
     return result
