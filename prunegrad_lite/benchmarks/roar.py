@@ -394,6 +394,7 @@ def roar(
 
     ranks: dict[str, Tensor] = {}
     setups: dict[str, str] = {}
+    specs: dict[str, tuple[str, Tensor, dict[str, Any]]] = {}
     for label, method, target, which in rankings:
         options = options_for(method_options, method)
         extra = {"method": method, "class": _qualname(classes[method]), "options": options}
@@ -401,28 +402,39 @@ def roar(
         if which != "predicted":
             extra["target"] = which
         setups[label] = setup_hash(model, all_x, train_y, test_y, extra=extra)
-        ranks[label] = _load_or_compute_ranks(
-            model,
-            all_x,
-            label,
-            classes[method],
-            options,
-            target,
-            cache,
-            setups[label],
-            config.batch_size,
-            seed,
-            progress,
-        )
+        specs[label] = (method, target, options)
+
+    def rank_of(label: str) -> Tensor:
+        """The ranking's pixel ranks, computed (or read from the cache) when first needed:
+        the reference cells run before any map is computed."""
+        if label not in ranks:
+            method, target, options = specs[label]
+            ranks[label] = _load_or_compute_ranks(
+                model,
+                all_x,
+                label,
+                classes[method],
+                options,
+                target,
+                cache,
+                setups[label],
+                config.batch_size,
+                seed,
+                progress,
+            )
+        return ranks[label]
+
     labels = [label for label, *_ in rankings]
     base_setup = setup_hash(model, train_x, train_y, test_x, test_y, extra=BASELINE)
     fit_index, val_index = _validation_split(len(train_x), config.validation, seed)
     network = _network_fn(config, train_x.shape[1], config.recipe.num_classes, model_fn)
 
-    # the references first: whether the recipe converges is known before the grid runs
-    cells = [(BASELINE, 0.0, s, "roar") for s in config.seeds] if config.baseline else []
-    if config.longer_reference:
-        cells += [(BASELINE, 0.0, s, "longer") for s in config.seeds]
+    # the references first, seed by seed: whether the recipe converges is known before any
+    # map is computed and before the grid runs
+    cells = []
+    for s in config.seeds:
+        cells += [(BASELINE, 0.0, s, "roar")] if config.baseline else []
+        cells += [(BASELINE, 0.0, s, "longer")] if config.longer_reference else []
     cells += [(m, f, s, "roar") for s in config.seeds for f in config.fractions for m in labels]
     if config.mask_only:
         cells += [
@@ -453,11 +465,11 @@ def roar(
                 if variant == "longer":
                     recipe_cell.epochs *= config.longer_reference
             elif variant == "mask_only":
-                rank = ranks[name]
+                rank = rank_of(name)
                 x_tr = removal_mask_images(rank[: len(train_x)], fraction, channels, size)
                 x_te = removal_mask_images(rank[len(train_x) :], fraction, channels, size)
             else:
-                removed = removal_masks(ranks[name], [fraction], "morf", size)[0].unsqueeze(1)
+                removed = removal_masks(rank_of(name), [fraction], "morf", size)[0].unsqueeze(1)
                 x_all = _replace(all_x, removed, fill, config.replacement, seed)
                 x_tr, x_te = x_all[: len(train_x)], x_all[len(train_x) :]
             validation = None
