@@ -101,7 +101,11 @@ def _below_all(score: str, others: tuple[str, ...], who: str = "prunegrad"):
 
 def _lowest_non_control(score: str):
     def check(result: BenchmarkResult) -> tuple[bool, str] | None:
-        values = {m: _get(result, m, score) for m in result.methods if m not in ("random", "edge")}
+        values = {  # controls aside: random, edge and ROAR's "{method}@other_class" rankings
+            m: _get(result, m, score)
+            for m in result.methods
+            if m not in ("random", "edge") and "@" not in m
+        }
         values = {m: v for m, v in values.items() if v is not None}
         if "prunegrad" not in values or len(values) < 2:
             return None
