@@ -172,6 +172,7 @@ def test_paper_preset_runs_roar_on_cifar10_with_a_resnet8(tmp_path, monkeypatch,
     monkeypatch.setenv("PRUNEGRAD_LITE_DATA", str(tmp_path / "data"))
     paper = PRESETS["paper"]
     assert paper.roar_network == "resnet8" and paper.roar_epochs == 50
+    assert (paper.roar_optimizer, paper.roar_lr) == ("adam", 1e-3)  # the authors' recipe
     assert paper.roar_fractions == (0.1, 0.3, 0.5, 0.7, 0.9) and len(paper.roar_seeds) >= 3
     tiny = dataclasses.replace(
         paper,
