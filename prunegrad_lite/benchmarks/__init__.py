@@ -9,6 +9,9 @@ module                           what it holds
 :mod:`.results`                  the results format every benchmark returns
 :mod:`.similarity`               Spearman, SSIM, HOG similarity of maps
 :mod:`.removal`                  ranking pixels, removal masks, replacement values
+:mod:`.imputation`               noisy linear imputation of removed pixels (Rong et al. 2022)
+:mod:`.stats`                    paired differences, bootstrap intervals, three-valued verdicts
+:mod:`.summary`                  ``summary.md`` rebuilt from a folder of result files
 :mod:`.attribution_maps`         maps for a whole image set, batch by batch
 :mod:`.plots`                    the benchmarks' figures
 :mod:`.paper`                    the authors' numbers and the comparison with ours
@@ -16,6 +19,7 @@ module                           what it holds
 ================================ ==============================================================
 """
 
+from prunegrad_lite.benchmarks.imputation import noisy_linear_impute
 from prunegrad_lite.benchmarks.paper import closing_table, compare_with_paper
 from prunegrad_lite.benchmarks.pixel_perturbation import (
     PixelPerturbationConfig,
@@ -27,6 +31,7 @@ from prunegrad_lite.benchmarks.removal import (
     rank_pixels,
     removal_masks,
     remove_pixels,
+    replace_pixels,
     replacement_images,
 )
 from prunegrad_lite.benchmarks.reproduce import PRESETS, Preset, reproduce, smoke_mode
@@ -39,6 +44,7 @@ from prunegrad_lite.benchmarks.sanity import (
     sanity_checks,
 )
 from prunegrad_lite.benchmarks.similarity import map_similarities, spearman, ssim
+from prunegrad_lite.benchmarks.summary import write_summary
 
 __all__ = [
     "PRESETS",
@@ -55,6 +61,7 @@ __all__ = [
     "compare_with_paper",
     "map_similarities",
     "mask_top_pixels",
+    "noisy_linear_impute",
     "removal_mask_images",
     "pixel_perturbation",
     "plot_curves",
@@ -64,6 +71,7 @@ __all__ = [
     "rank_pixels",
     "removal_masks",
     "remove_pixels",
+    "replace_pixels",
     "replacement_images",
     "reproduce",
     "roar",
@@ -71,4 +79,5 @@ __all__ = [
     "smoke_mode",
     "spearman",
     "ssim",
+    "write_summary",
 ]

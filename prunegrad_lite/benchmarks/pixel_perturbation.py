@@ -360,6 +360,15 @@ def pixel_perturbation(
             for r, rep in enumerate(reps)
         ],
         "abs_delta_x": "mean |x' - x| over the removed pixels (all channels, normalised space)",
+        "figure_panels": [
+            ["prob_change", variant_name(o, rep, r == 0)]
+            for r, rep in enumerate(reps)
+            for o in config.orders
+        ]
+        + [
+            ["abs_delta_x", variant_name(config.orders[0], rep, r == 0)]
+            for r, rep in enumerate(reps)
+        ],
         "units": "per image: units[method/metric/variant/step] is a (1, N) table over the images; "
         "metric prob_change_auc (step 0) holds each image's area under the curve",
     }

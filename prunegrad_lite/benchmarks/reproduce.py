@@ -46,11 +46,11 @@ import torch
 from torch import Tensor, nn
 
 from prunegrad_lite.benchmarks.attribution_maps import check_methods
-from prunegrad_lite.benchmarks.paper import closing_table, compare_with_paper, paper_tables
 from prunegrad_lite.benchmarks.pixel_perturbation import PixelPerturbationConfig, pixel_perturbation
 from prunegrad_lite.benchmarks.results import BenchmarkResult, write_text
 from prunegrad_lite.benchmarks.roar import RoarConfig, roar, setup_hash
 from prunegrad_lite.benchmarks.sanity import SanityConfig, sanity_checks
+from prunegrad_lite.benchmarks.summary import write_summary
 from prunegrad_lite.device import resolve_device
 from prunegrad_lite.teaching import SMOKE_ENV_VAR, smoke_mode
 from prunegrad_lite.training import TrainConfig
@@ -539,7 +539,6 @@ def reproduce(
             if bench == "sanity" and result.examples:
                 _save_sanity_maps(result, out_dir / f"sanity_{name}_maps.png")
     report.seconds["total"] = round(time.perf_counter() - t_run, 1)
-    report.summary_path = write_text(out_dir / "summary.md", _summary(report, dev))
     run = {
         "preset": dataclasses.asdict(preset),
         "benchmarks": which,
@@ -556,6 +555,8 @@ def reproduce(
         "notes": report.notes,
     }
     write_text(out_dir / "run.json", json.dumps(run, indent=1) + "\n")
+    # summary.md is rebuilt from the result files and run.json alone (benchmarks.summary)
+    report.summary_path = write_summary(out_dir)
     return report
 
 
@@ -708,14 +709,8 @@ def _save_sanity_maps(result: BenchmarkResult, path: Path) -> None:
     plt.close(fig)
 
 
-_BENCH_TITLES = {
-    "pixel": "Pixel perturbation (fractional change of the predicted class's probability)",
-    "roar": "ROAR (test accuracy after removing the top pixels and retraining)",
-    "sanity": "Sanity checks (similarity of the map to the original as weights are randomised)",
-}
-
-
 def _settings_line(result: BenchmarkResult) -> str:
+    """One line on a result's protocol; :mod:`.summary` uses its ROAR part."""
     s = result.settings
     if result.benchmark == "pixel":
         return (
@@ -819,67 +814,6 @@ def roar_settings_text(result: BenchmarkResult) -> str:
             for c in rows
         )
     return text
-
-
-def _summary(report: ReproduceReport, device: torch.device) -> str:
-    p = report.preset
-    lines = [
-        "# PruneGrad's three benchmarks: our numbers beside the authors'",
-        "",
-        f"Preset **{p.name}** on {device} ({torch.get_num_threads()} torch threads); wall time "
-        f"of this call {report.seconds.get('total', 0):.0f} s. Time each benchmark took: "
-        + ", ".join(
-            f"{k} {v:.0f} s"
-            + (" (computed by an earlier call, read from the cache)" if k in report.cached else "")
-            for k, v in report.seconds.items()
-            if k != "total"
-        )
-        + ".",
-        "",
-        "Our models and data are not the authors' (they used ResNet50 on ImageNet and ResNet8 on "
-        "CIFAR-10): only the **qualitative** claims can be compared. Each claim below is a "
-        "comparison fixed in `prunegrad_lite/benchmarks/paper.py` before the results were seen.",
-    ]
-    if p.name != "full":
-        lines += [
-            "",
-            f"**This is the {p.name!r} preset:** few images, one seed, short training; "
-            "its numbers are noisy and only show that the pipeline works.",
-        ]
-    lines += ["", *(f"- {n}" for n in report.notes)]
-    for model in dict.fromkeys(m for _, m in report.results):
-        by_bench = {b: r for (b, m), r in report.results.items() if m == model}
-        lines += [
-            "",
-            f"## {model}",
-            "",
-            "### Our numbers, per method",
-            "",
-            "LeRF: fractional output change (lower is better); ROAR: test accuracy after "
-            "retraining, mean ± std over seeds (lower is better); sanity: Spearman rank "
-            "correlation of |map| with the original after the top stage and after all stages "
-            "are randomised, cascading (lower passes).",
-            "",
-            closing_table(by_bench),
-            "### Against the paper",
-            "",
-            compare_with_paper(by_bench),
-        ]
-        for bench, result in by_bench.items():
-            stem = f"{bench}_{model}"
-            lines += [
-                f"### {_BENCH_TITLES[bench]}",
-                "",
-                _settings_line(result),
-                "",
-                result.to_markdown(),
-                f"![{stem}]({stem}.png)",
-                "",
-            ]
-            if bench == "sanity" and (report.out_dir / f"sanity_{model}_maps.png").is_file():
-                lines += [f"![maps](sanity_{model}_maps.png)", ""]
-    lines += ["## The authors' numbers (spec section 4)", "", paper_tables()]
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------------
