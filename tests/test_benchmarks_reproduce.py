@@ -49,6 +49,7 @@ def test_smoke_mode_selects_the_smoke_preset(monkeypatch):
     )
     assert full.roar_train is None and full.roar_test is None  # all shipped images
     assert full.roar_longer == 3 and full.roar_validation > 0 and full.roar_mask_only
+    assert full.roar_tolerance == 0.015  # the grid runs only on a converged recipe
     assert full.roar_other_class == ("prunegrad",)
 
 

@@ -199,3 +199,40 @@ def test_paper_preset_runs_roar_on_cifar10_with_a_resnet8(tmp_path, monkeypatch,
     assert "ROAR (paper)" in capsys.readouterr().out  # the expected cost, before it starts
     assert list((tmp_path / "run" / "cache" / "models").glob("cifar10_resnet8_*.pt"))
     assert "**resnet8**" in report.summary_path.read_text()
+
+
+def test_a_recipe_that_does_not_converge_stops_before_the_grid(tmp_path, monkeypatch):
+    import importlib
+
+    from prunegrad_lite.benchmarks.roar import RecipeNotConverged
+
+    roar_module = importlib.import_module("prunegrad_lite.benchmarks.roar")
+    real_train = roar_module.train_model
+    trained = []
+
+    def fake_accuracy(*args, **kw):  # the 3x longer run gains 5 points
+        result = real_train(*args, **kw)
+        trained.append(kw["model_fn"] if "model_fn" in kw else None)
+        config = args[2]
+        result.final_test_accuracy = 0.80 if config.epochs == RECIPE.epochs else 0.85
+        return result
+
+    monkeypatch.setattr(roar_module, "train_model", fake_accuracy)
+    train, test = quadrant_images(200, seed=7), quadrant_images(100, seed=8)
+    config = RoarConfig(fractions=(0.25,), seeds=(0,), recipe=RECIPE, convergence_tolerance=0.015)
+    with pytest.raises(RecipeNotConverged, match="gap 5.00 points"):
+        roar(
+            QuadrantModel().eval(),
+            train,
+            test,
+            [QuadrantMap],
+            config,
+            cache_dir=tmp_path,
+            device="cpu",
+            progress=False,
+            model_fn=linear_model,
+        )
+    assert len(trained) == 2  # the reference and its 3x longer run; no map, no grid cell
+    assert not list((tmp_path / "maps").rglob("*.pt"))
+    with pytest.raises(ValueError, match="convergence_tolerance"):
+        RoarConfig(longer_reference=0, convergence_tolerance=0.015)

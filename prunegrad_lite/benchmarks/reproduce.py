@@ -121,6 +121,7 @@ class Preset:
     roar_schedule: str = "onecycle"  # the ROAR recipe's schedule (TrainConfig.schedule)
     roar_validation: float = 0.1  # training images held out for the best checkpoint
     roar_longer: int = 3  # the convergence check: fraction 0 retrained this many times longer
+    roar_tolerance: float | None = None  # stop before the grid if the longer run gains more
     roar_replacement: str = "mean"  # "mean" (Hooker et al.) or "noisy_linear" (ROAD)
     explained_epochs: int = 30  # cifar10_resnet8: epochs of the explained ResNet-8 (cached)
     # pixel perturbation's replacements, the main one first (see PixelPerturbationConfig)
@@ -163,6 +164,7 @@ PRESETS: dict[str, Preset] = {
         imagenet_sanity_depth=2,
         calibration_images=500,
         roar_other_class=("prunegrad",),
+        roar_tolerance=0.015,
     ),
     "quick": Preset(
         name="quick",
@@ -654,6 +656,7 @@ def roar_config(preset: Preset, methods: Sequence[str]) -> RoarConfig:
         network=preset.roar_network,
         validation=preset.roar_validation,
         longer_reference=preset.roar_longer,
+        convergence_tolerance=preset.roar_tolerance,
         mask_only=preset.roar_mask_only,
         other_class=tuple(m for m in preset.roar_other_class if m in methods),
         replacement=preset.roar_replacement,

@@ -89,6 +89,7 @@ __all__ = [
     "DEFAULT_ROAR_FRACTIONS",
     "NETWORKS",
     "REPLACEMENTS",
+    "RecipeNotConverged",
     "ROAR_RECIPE",
     "RoarConfig",
     "mask_top_pixels",
@@ -136,6 +137,9 @@ class RoarConfig:
     validation: float = 0.1  # fraction of the training images held out for checkpointing
     baseline: bool = True  # also retrain on unmodified images (fraction 0), per seed
     longer_reference: int = 3  # also retrain unmodified images this many times longer (0: no)
+    # stop before the grid when the longer reference beats the reference by more than this
+    # (mean over seeds; None: never stop, only report)
+    convergence_tolerance: float | None = None
     mask_only: bool = False  # also train on the removal mask alone: how much the mask leaks
     other_class: tuple[str, ...] = ()  # methods also run with the map of a non-predicted class
     replacement: str = "mean"
@@ -160,6 +164,8 @@ class RoarConfig:
             raise ValueError(f"validation must be in [0, 0.5), got {self.validation}")
         if self.longer_reference < 0 or self.longer_reference == 1:
             raise ValueError("longer_reference must be 0 (off) or >= 2 (times the epochs)")
+        if self.convergence_tolerance is not None and not (self.baseline and self.longer_reference):
+            raise ValueError("convergence_tolerance needs baseline=True and longer_reference >= 2")
 
     def num_cells(self, rankings: Sequence[str]) -> int:
         """How many networks a run with these ranking names (controls included, e.g.
@@ -444,6 +450,7 @@ def roar(
             for m in labels
             if m != "random"  # the random ranking's mask is independent of the image: chance
         ]
+    num_references = sum(name == BASELINE for name, *_ in cells)
     records: dict[tuple[str, float, int, str], dict[str, Any]] = {}
     bar = tqdm(cells, desc="ROAR cells", disable=not progress)
     channels, size = train_x.shape[1], (train_x.shape[2], train_x.shape[3])
@@ -509,10 +516,32 @@ def roar(
         records[(name, fraction, train_seed, variant)] = record
         if on_cell is not None:
             on_cell(record)
+        if config.convergence_tolerance is not None and len(records) == num_references:
+            _check_convergence(records, config)
     bar.close()
     return _result(
         labels, records, config, model_name, seed, recipe, method_options, num_classes, len(test_y)
     )
+
+
+class RecipeNotConverged(RuntimeError):
+    """The ROAR recipe's reference is further than the tolerance below its longer run."""
+
+
+def _check_convergence(
+    records: Mapping[tuple[str, float, int, str], dict[str, Any]], config: RoarConfig
+) -> None:
+    base = [records[(BASELINE, 0.0, s, "roar")]["test_accuracy"] for s in config.seeds]
+    longer = [records[(BASELINE, 0.0, s, "longer")]["test_accuracy"] for s in config.seeds]
+    gap = sum(longer) / len(longer) - sum(base) / len(base)
+    if gap > config.convergence_tolerance:
+        raise RecipeNotConverged(
+            f"the ROAR recipe does not converge: {config.recipe.epochs} epochs reach "
+            f"{sum(base) / len(base):.4f} on unmodified images, {config.longer_reference}x "
+            f"longer {sum(longer) / len(longer):.4f} (gap {100 * gap:.2f} points > "
+            f"{100 * config.convergence_tolerance:.2f}). Train longer (recipe.epochs) or "
+            "change the recipe; the reference cells are cached, the grid was not started."
+        )
 
 
 @torch.no_grad()
