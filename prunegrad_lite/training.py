@@ -89,8 +89,10 @@ class EpochStats:
     epoch: int  # 1-based
     loss: float  # mean training cross-entropy over the epoch (train mode, augmented batches)
     train_accuracy: float  # on the augmented training batches, as seen during the epoch
-    test_accuracy: float | None  # eval mode, after the epoch; None without test data
+    test_accuracy: float | None  # eval mode, after the epoch; None without test data (and,
+    # with a validation set, for every epoch: the test set is then evaluated once, at the end)
     seconds: float  # wall time of the epoch including its evaluation
+    validation_accuracy: float | None = None  # eval mode, after the epoch; None without one
 
 
 @dataclass
@@ -100,11 +102,23 @@ class TrainResult:
     wall_time_s: float
     config: TrainConfig
     num_train: int = 0
+    best_epoch: int | None = None  # with a validation set: the epoch whose weights were kept
+    final_test_accuracy: float | None = None  # with a validation set: the kept weights' test acc
 
     @property
     def test_accuracy(self) -> float | None:
-        """Test accuracy after the last epoch (None without test data)."""
+        """Test accuracy of the returned model: after the last epoch, or with a validation set
+        of the best-validation checkpoint (None without test data)."""
+        if self.best_epoch is not None:
+            return self.final_test_accuracy
         return self.history[-1].test_accuracy
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        """The kept checkpoint's validation accuracy (None without a validation set)."""
+        if self.best_epoch is None:
+            return None
+        return self.history[self.best_epoch - 1].validation_accuracy
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able record (no model)."""
@@ -114,6 +128,8 @@ class TrainResult:
             "wall_time_s": self.wall_time_s,
             "num_train": self.num_train,
             "test_accuracy": self.test_accuracy,
+            "best_epoch": self.best_epoch,
+            "validation_accuracy": self.validation_accuracy,
         }
 
 
@@ -227,6 +243,7 @@ def train_model(
     device: str | torch.device | None = None,
     progress: bool = True,
     model_fn: Callable[[], nn.Module] | None = None,
+    validation: TensorDataset | TensorPair | Any | None = None,
 ) -> TrainResult:
     """Train a model from scratch with the recipe in ``config``; return it in eval mode.
 
@@ -239,6 +256,10 @@ def train_model(
     device : as :func:`~prunegrad_lite.device.resolve_device` (None: CUDA when available).
     progress : show tqdm progress bars.
     model_fn : builds the model (no arguments); default ``FashionResNet(C, num_classes, width)``.
+    validation : like ``train``, held out from it (never the test set). When given, it is
+        evaluated after every epoch and the weights of the epoch with the best validation
+        accuracy (the earliest on ties) are the ones returned; ``test`` is then evaluated once,
+        on those weights (``result.test_accuracy``, ``result.best_epoch``).
 
     Seeding: the model is built inside ``torch.random.fork_rng`` with the CPU RNG seeded by
     ``config.seed``, so initialisation is reproducible and the caller's global RNG is left as it
@@ -256,6 +277,7 @@ def train_model(
     dev = resolve_device(device)
     images, labels = tensor_pair(train, "train")
     test_tensors = None if test is None else tensor_pair(test, "test")
+    val_tensors = None if validation is None else tensor_pair(validation, "validation")
     if model_fn is None:
 
         def model_fn() -> nn.Module:
@@ -279,6 +301,7 @@ def train_model(
     scheduler = _scheduler(optimizer, config, config.epochs * len(starts))
 
     history: list[EpochStats] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (val acc, epoch, weights)
     t_start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         t_epoch = time.perf_counter()
@@ -302,24 +325,49 @@ def train_model(
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        test_acc = None
-        if test_tensors is not None:
+        test_acc = val_acc = None
+        if val_tensors is not None:
+            val_acc = evaluate(model, *val_tensors, batch_size=512, device=dev)
+            if best is None or val_acc > best[0]:
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best = (val_acc, epoch, state)
+        elif test_tensors is not None:
             test_acc = evaluate(model, *test_tensors, batch_size=512, device=dev)
         history.append(
             EpochStats(
-                epoch, loss_sum / seen, correct / seen, test_acc, time.perf_counter() - t_epoch
+                epoch,
+                loss_sum / seen,
+                correct / seen,
+                test_acc,
+                time.perf_counter() - t_epoch,
+                val_acc,
             )
         )
         if progress:
             h = history[-1]
             test_text = "" if test_acc is None else f", test acc {test_acc:.4f}"
+            test_text += "" if val_acc is None else f", validation acc {val_acc:.4f}"
             tqdm.write(
                 f"epoch {epoch}/{config.epochs}: loss {h.loss:.4f}, "
                 f"train acc {h.train_accuracy:.4f}{test_text} ({h.seconds:.0f} s)"
             )
+    best_epoch = final_test = None
+    if best is not None:
+        model.load_state_dict(best[2])
+        best_epoch = best[1]
+        if test_tensors is not None:
+            final_test = evaluate(model, *test_tensors, batch_size=512, device=dev)
     model.eval()
     wall = time.perf_counter() - t_start
-    return TrainResult(model=model, history=history, wall_time_s=wall, config=config, num_train=n)
+    return TrainResult(
+        model=model,
+        history=history,
+        wall_time_s=wall,
+        config=config,
+        num_train=n,
+        best_epoch=best_epoch,
+        final_test_accuracy=final_test,
+    )
 
 
 # --------------------------------------------------------------------------------------------------

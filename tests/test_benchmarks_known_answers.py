@@ -190,7 +190,7 @@ RECIPE = TrainConfig(epochs=4, batch_size=64, lr=0.05, augment=False, num_classe
 def test_roar_perfect_best_inverted_worst_random_between(tmp_path):
     train = patch_images(768, 1, seed=10)
     test = patch_images(384, 1, seed=11)
-    config = RoarConfig(fractions=(0.1, 0.5, 0.9), seeds=(0,), recipe=RECIPE)
+    config = RoarConfig(fractions=(0.1, 0.5, 0.9), seeds=(0,), recipe=RECIPE, longer_reference=0)
     result = roar(
         PatchModel(1).eval(),
         train,
@@ -206,6 +206,11 @@ def test_roar_perfect_best_inverted_worst_random_between(tmp_path):
     assert auc["perfect"] < auc["random"] < auc["inverted"]
     assert auc["perfect"] < 0.65 and auc["inverted"] > 0.9  # chance is 0.5, the patch gives ~1
     assert min(result.settings["reference_accuracy"]) > 0.9  # the recipe learns the task
+    verdicts = {
+        (c["a"], c["b"], c["at"]): c["verdict"] for c in result.settings["comparisons"]
+    }  # per-image paired differences, 95% intervals: perfect loses more than random
+    assert verdicts[("perfect", "random", "area")] == "AGREES"
+    assert verdicts[("inverted", "random", "area")] == "DISAGREES"
 
 
 class LabelMap(Attribution):
@@ -225,7 +230,9 @@ class LabelMap(Attribution):
 def test_roar_mask_only_control_detects_a_mask_that_gives_the_class_away(tmp_path):
     train = patch_images(768, 1, seed=12)
     test = patch_images(384, 1, seed=13)
-    config = RoarConfig(fractions=(0.5,), seeds=(0,), recipe=RECIPE, mask_only=True)
+    config = RoarConfig(
+        fractions=(0.5,), seeds=(0,), recipe=RECIPE, mask_only=True, longer_reference=0
+    )
     run = functools.partial(
         roar,
         PatchModel(1).eval(),
@@ -239,9 +246,11 @@ def test_roar_mask_only_control_detects_a_mask_that_gives_the_class_away(tmp_pat
         model_fn=linear_model,
     )
     result = run()
-    leak = {m: result.score(m, "mask_only@50%").mean for m in result.methods}
+    leak = {m: result.score(m, "mask_only@50%").mean for m in result.methods if m != "random"}
     assert leak["label_map"] > 0.95  # the mask alone says the class
-    assert leak["perfect"] < 0.6 and leak["random"] < 0.65  # the same mask for all / noise
+    assert leak["perfect"] < 0.6  # the same mask for all images: nothing to read
+    # the random ranking's mask is independent of the image (chance): it is not trained
+    assert all(s.method != "random" for s in result.scores if s.name.startswith("mask_only"))
     assert result.settings["chance"] == 0.5 and result.settings["mask_only"]
     # ROAR alone cannot tell: the retrained network reads the class from where pixels are gone
     assert result.score("label_map", "acc@50%").mean > 0.95

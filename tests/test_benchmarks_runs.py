@@ -160,7 +160,7 @@ FAST = TrainConfig(epochs=1, batch_size=64, lr=0.05, augment=False, num_classes=
 
 def test_roar_cells_are_cached_and_an_interrupted_run_resumes(tmp_path, monkeypatch):
     train, test = patch_images(256, 1, seed=3), patch_images(64, 1, seed=4)
-    config = RoarConfig(fractions=(0.2, 0.6), seeds=(0, 1), recipe=FAST)
+    config = RoarConfig(fractions=(0.2, 0.6), seeds=(0, 1), recipe=FAST, longer_reference=0)
     kwargs = dict(cache_dir=tmp_path, device="cpu", progress=False, model_fn=linear_model)
     model = PatchModel(1).eval()
     trained = []
@@ -199,7 +199,8 @@ def test_roar_cells_are_cached_and_an_interrupted_run_resumes(tmp_path, monkeypa
     other = RoarConfig(fractions=(0.2,), seeds=(0,), recipe=dataclasses.replace(FAST, epochs=2))
     assert recipe_hash(other.recipe) != recipe_hash(config.recipe)
     roar(model, train, test, [PerfectMap], other, **kwargs)
-    assert len(trained) == 2  # reference + one cell
+    assert len(trained) == 3  # reference, its 3x longer check and one cell
+    assert [c.epochs for c in trained] == [2, 6, 2]
 
 
 def test_mask_top_pixels_fills_every_channel_with_the_given_mean():

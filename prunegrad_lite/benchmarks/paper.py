@@ -289,7 +289,9 @@ def _below_all(what: str, others: tuple[str, ...], who: str = "prunegrad"):
 
 def _lowest_non_control(what: str):
     def check(result: BenchmarkResult, cond: Condition) -> Outcome | None:
-        others = [m for m in result.methods if m not in (*_CONTROLS, "prunegrad")]
+        others = [  # ROAR's "{method}@other_class" rankings are controls too
+            m for m in result.methods if m not in (*_CONTROLS, "prunegrad") and "@" not in m
+        ]
         return _outcome([_compare(result, "prunegrad", o, what, "lower", cond) for o in others])
 
     return check
