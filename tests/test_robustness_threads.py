@@ -47,9 +47,7 @@ def _hammer(model, inputs, method, **options) -> tuple[list, list]:
     return results, reference
 
 
-@pytest.mark.parametrize(
-    "method", ["prunegrad", "prunegrad_random", "guided_backprop", "gradcam"]
-)
+@pytest.mark.parametrize("method", ["prunegrad", "prunegrad_random", "guided_backprop", "gradcam"])
 def test_threads_share_one_model(method: str) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model = _model()
