@@ -82,7 +82,7 @@ def test_reproduce_quick_in_smoke_mode_writes_figures_tables_and_summary(
     assert roar_result.settings["mask_only"]  # the mask-only control runs in every preset
     assert {s.name for s in roar_result.scores} >= {"mask_only@10%", "mask_only@50%"}
     summary = (out / "summary.md").read_text()
-    assert "`mask_only@t` (not in the paper)" in summary
+    assert "`mask_only@t` (Rong et al. 2022" in summary and "not in the paper" in summary
     assert "Preset **smoke**" in summary and "## The authors' numbers" in summary
     assert "| method | LeRF 1% | LeRF 10% | ROAR 10% |" in summary
     verdicts = ("- **AGREES**", "- **DISAGREES**", "- **NOT RESOLVED**", "- **NOT CHECKED**")
