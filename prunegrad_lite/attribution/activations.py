@@ -40,11 +40,14 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 __all__ = [
+    "ActivationModifiedError",
     "ActivationSite",
     "NoActivationError",
     "UnhandledActivationWarning",
     "count_activation_sites",
     "intercept_activations",
+    "interception_copies",
+    "masked_activation",
 ]
 
 
@@ -124,6 +127,83 @@ def _activate(kind: str, x: Tensor) -> Tensor:
     return torch.relu(x) if kind == "relu" else F.relu6(x)
 
 
+def _activate_(kind: str, x: Tensor) -> Tensor:
+    return torch.relu_(x) if kind == "relu" else F.hardtanh_(x, 0.0, 6.0)
+
+
+class _MaskedActivation(torch.autograd.Function):
+    """``activation(x) * m`` for a 0/1 mask ``m``, saving only the output for backward.
+
+    Unfused, autograd keeps the activation's output (ReLU's backward reads it) *and* the
+    product; fused, only the product ``y``. The backward is the activation's own rule read
+    off ``y``: where ``m = 1``, ``y > 0`` exactly where ReLU passes gradient (``0 < y < 6``
+    for ReLU6); where ``m = 0``, ``y = 0`` and nothing passes, as ``g * 0`` gave.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, m: Tensor, kind: str, in_place: bool) -> Tensor:
+        if in_place:  # into x's own memory, as an in-place activation computes
+            y = _activate_(kind, x)
+            (y if y.shape[0] == m.shape[0] else y.view(-1, *m.shape)).mul_(m)
+            ctx.mark_dirty(x)
+        elif x.shape[0] == m.shape[0]:
+            y = _activate(kind, x) * m
+        else:  # a batch of k copies of the masks' batch, laid out index = k * N + n
+            y = (_activate(kind, x).view(-1, *m.shape) * m).view(x.shape)
+        ctx.kind = kind
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        (y,) = ctx.saved_tensors
+        blocked = y <= 0 if ctx.kind == "relu" else (y <= 0) | (y >= 6)
+        return grad.masked_fill(blocked, 0), None, None, None
+
+
+def masked_activation(x: Tensor, m: Tensor, kind: str = "relu", in_place: bool = False) -> Tensor:
+    """``relu(x) * m`` (``kind="relu6"``: ``relu6(x) * m``) for a uint8 0/1 mask ``m``, with the
+    gradient of the unfused product and a third less memory held for backward.
+
+    ``m`` has ``x``'s shape, or ``x``'s batch is a multiple of ``m``'s (``index = k * N + n``).
+    ``in_place=True`` writes the result into ``x`` (which must not be a leaf that requires grad).
+    """
+    if in_place and not x.is_contiguous():
+        in_place = False  # a strided x cannot be viewed as k copies of the masks' batch
+    if in_place:
+        return _MaskedActivation.apply(x, m, kind, True)
+    return _MaskedActivation.apply(x, m, kind, False)
+
+
+class ActivationModifiedError(RuntimeError):
+    """Lean interception: the model modified a site's output in place after the activation."""
+
+
+_COPIES = ("default", "lean", "copy")
+
+
+@contextlib.contextmanager
+def interception_copies(copies: str) -> Iterator[None]:
+    """Set how :func:`intercept_activations` blocks opened inside (this thread) hand tensors back.
+
+    ``"default"``: an in-place activation call writes the result into its input and returns
+    the input (two buffers per in-place site); an out-of-place call returns the handler's
+    tensor. ``"lean"``: an in-place call also writes into its input but returns the handler's
+    tensor, so the input buffer is freed when the model drops it (one buffer per site, as the
+    plain model), and at the end of each forward pass a site output the model modified in
+    place afterwards raises :class:`ActivationModifiedError` (the handler's tensor would then
+    be wrong): the caller reruns with ``"copy"``, which hands the model a copy at every site.
+    """
+    if copies not in _COPIES:
+        raise ValueError(f"copies must be one of {_COPIES}, got {copies!r}")
+    previous = getattr(_local, "copies", "default")
+    _local.copies = copies
+    try:
+        yield
+    finally:
+        _local.copies = previous
+
+
 Handler = Callable[[ActivationSite, Tensor], Tensor]
 
 # Activation functions that are *not* ReLU-family (by the name of the function torch dispatches):
@@ -152,9 +232,11 @@ class _Interceptor(TorchFunctionMode):
     stack per thread, so ``__torch_function__`` only sees calls made by that thread.
     """
 
-    def __init__(self, handler: Handler, module_stack: list[str]) -> None:
+    def __init__(self, handler: Handler, module_stack: list[str], copies: str = "default") -> None:
         super().__init__()
         self.handler = handler
+        self.copies = copies  # "default", "lean" or "copy": see intercept_activations
+        self.returned: list[tuple[Tensor, int]] = []  # lean mode: (tensor, version) per site
         self.module_stack = module_stack
         self.sites: list[ActivationSite] = []
         self._name_counts: dict[str, int] = {}
@@ -163,6 +245,7 @@ class _Interceptor(TorchFunctionMode):
     def new_pass(self) -> None:
         """A new top-level forward pass: number its calls from 0 again."""
         self.sites.clear()
+        self.returned.clear()
         self._name_counts.clear()
         self.module_stack.clear()
 
@@ -181,15 +264,47 @@ class _Interceptor(TorchFunctionMode):
                 self.other[name] = self.other.get(name, 0) + 1
             return func(*args, **kwargs)
         kind, x, in_place = parsed
-        # Out of place, so the handler's tensor stays intact. ReLU6 (hardtanh) saves its input
-        # for backward, so an in-place call, which overwrites that input below, works on a copy.
-        out = _activate(kind, x.clone() if in_place and kind == "relu6" else x)  # (N, ...)
-        site = ActivationSite(len(self.sites), self._site_name(), kind, tuple(out.shape[1:]))
+        site = ActivationSite(len(self.sites), self._site_name(), kind, tuple(x.shape[1:]))
         self.sites.append(site)
-        out = self.handler(site, out)
-        if in_place and not (x.is_leaf and x.requires_grad):
+        mask_of = getattr(self.handler, "mask_of", None)
+        writable = in_place and not (x.is_leaf and x.requires_grad)
+        if self.copies == "lean" and writable:
+            # In place into x, as the plain model computes it: no second buffer per site.
+            if mask_of is not None:
+                out = masked_activation(x, mask_of(site, x.shape), kind, in_place=True)
+            else:
+                out = self.handler(site, _activate_(kind, x))
+                if out is not x:  # a new tensor cannot be written back into x (saved for
+                    raise ActivationModifiedError(  # backward): rerun with copies
+                        f"the handler replaced the in-place output of {site.name}"
+                    )
+            self.returned.append((out, out._version))
+            return out
+        if mask_of is not None:  # a 0/1 mask: one fused op that saves only its output
+            out = masked_activation(x, mask_of(site, x.shape), kind)
+        else:
+            # Out of place, so the handler's tensor stays intact. ReLU6 (hardtanh) saves its
+            # input for backward, so an in-place call, which overwrites that input below,
+            # works on a copy.
+            out = _activate(kind, x.clone() if in_place and kind == "relu6" else x)  # (N, ...)
+            out = self.handler(site, out)
+        if writable:
             return x.copy_(out)  # keep the in-place side effect the model may rely on
+        if self.copies == "copy" and not in_place:
+            out = out.clone()  # the model may modify what it gets back: never the handler's
+        if self.copies == "lean":
+            self.returned.append((out, out._version))
         return out
+
+    def check_returned(self) -> None:
+        """Lean mode, at the end of a forward pass: raise if the model modified a returned site."""
+        changed = [s for s, (t, v) in zip(self.sites, self.returned) if t._version != v]
+        self.returned.clear()
+        if changed:
+            raise ActivationModifiedError(
+                f"the model modified the output of activation {changed[0].name} in place after "
+                "the call; run the interception with copies"
+            )
 
 
 # The interceptors whose ``with`` block is open, per thread. Hooks on a shared model fire in
@@ -282,6 +397,9 @@ def intercept_activations(
     holds the sites of the latest forward pass and several passes (chunks of a batch) see the
     same site indices.
     ``handler(site, output)`` returns the tensor passed on (default: ``output`` unchanged).
+    A handler with a method ``mask_of(site, shape) -> Tensor`` (a uint8 0/1 mask) is not
+    called: the site's output becomes :func:`masked_activation` of its input and that mask.
+    How tensors are handed back to the model is set by :func:`interception_copies`.
     ``names=False`` skips the naming hooks (sites are then called ``site3`` and so on) for speed.
     Nothing stays registered after the block, even when it raised. Thread-safe: the block and
     its sites belong to the calling thread, other threads may run the same model meanwhile.
@@ -297,7 +415,7 @@ def intercept_activations(
     """
     _check_interceptable(model)
     handler = handler or (lambda site, out: out)
-    mode = _Interceptor(handler, [])
+    mode = _Interceptor(handler, [], getattr(_local, "copies", "default"))
     if not names:
         mode._site_name = lambda: f"site{len(mode.sites)}"  # type: ignore[method-assign]
 
@@ -305,7 +423,11 @@ def intercept_activations(
         if _is_open(mode):  # only the thread whose block this is
             mode.new_pass()
 
-    handles = [model.register_forward_pre_hook(new_pass)]
+    def end_pass(mod, inputs, output):
+        if _is_open(mode) and mode.copies == "lean":
+            mode.check_returned()
+
+    handles = [model.register_forward_pre_hook(new_pass), model.register_forward_hook(end_pass)]
     open_modes = _open_modes()
     open_modes.append(mode)
     try:

@@ -14,13 +14,18 @@ Gradient x Input in the pruned network, and the iterative perturbation.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from prunegrad_lite.attribution.activations import ActivationSite
+from prunegrad_lite.attribution.activations import (
+    ActivationModifiedError,
+    ActivationSite,
+    interception_copies,
+)
 from prunegrad_lite.attribution.base import (
     Attribution,
     TargetLike,
@@ -117,6 +122,10 @@ INNER_METHODS: dict[str, Callable[..., Tensor]] = {
     "smoothgrad": smoothgrad,
     "perturbation": pruned_perturbation,
 }
+
+
+# models seen to modify an activation's output in place after the call: run with copies
+_MODIFYING_MODELS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
 
 @dataclass
@@ -255,7 +264,7 @@ class PruneGrad(Attribution):
         return None if self.seed is None else torch.Generator().manual_seed(self.seed)
 
     # The steps, one by one, on checked inputs (public entry points below check and guard).
-    def _scores(self, x: Tensor, target: TargetLike) -> NeuronScores:
+    def _scores(self, x: Tensor, target: TargetLike, activations: str = "all") -> NeuronScores:
         return compute_scores(
             self.model,
             x,
@@ -265,6 +274,7 @@ class PruneGrad(Attribution):
             alphas=self.alphas,
             internal_batch_size=self.internal_batch_size,
             straight_through=CLIP_TREATMENTS[self.clip_treatment][1],
+            activations=activations,
         )
 
     def _step3(
@@ -284,7 +294,21 @@ class PruneGrad(Attribution):
     def _run(
         self, x: Tensor, target: TargetLike, keep_scores: bool = False
     ) -> tuple[NeuronScores, PruningMasks, Tensor, Tensor | None]:
-        scores = self._scores(x, target)
+        # Lean interception holds each activation once (as the plain model does); a model that
+        # modifies an activation's output in place afterwards is rerun with copies.
+        if self.model not in _MODIFYING_MODELS:
+            try:
+                with interception_copies("lean"):
+                    return self._steps(x, target, keep_scores)
+            except ActivationModifiedError:
+                _MODIFYING_MODELS.add(self.model)
+        with interception_copies("copy"):
+            return self._steps(x, target, keep_scores)
+
+    def _steps(
+        self, x: Tensor, target: TargetLike, keep_scores: bool
+    ) -> tuple[NeuronScores, PruningMasks, Tensor, Tensor | None]:
+        scores = self._scores(x, target, "all" if keep_scores else "relu6")
         rule = CLIP_TREATMENTS[self.clip_treatment][0]
         masks = masks_from_scores(scores, self.sparsity, self.threshold, rule)
         if not keep_scores:  # free them before step 3's graph is built (peak memory)
