@@ -30,9 +30,11 @@ from prunegrad_lite.data import (
     FASHION_MNIST_MEAN,
     FASHION_MNIST_STD,
     IMAGENET_NORMALIZATION,
+    fetch,
     preprocess_imagenet,
 )
-from prunegrad_lite.device import resolve_device
+from prunegrad_lite.io import load_checkpoint
+from prunegrad_lite.runtime import resolve_device
 
 __all__ = [
     "MODELS",
@@ -301,11 +303,7 @@ def _torchvision_cache_file(name: str) -> Path:
 
 def _fashion_weights(weights: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """State dict and FashionResNet kwargs recorded in a checkpoint ("default": the shipped one)."""
-    from prunegrad_lite.training import load_checkpoint
-
     if weights == "default":
-        from prunegrad_lite.data import fetch
-
         weights = fetch("fashion_resnet")
     try:
         checkpoint = load_checkpoint(weights)  # torch.load(weights_only=True)
@@ -401,8 +399,6 @@ def weights_available(name: str) -> bool:
     """Whether ``load_model(name)`` can load its default weights offline (nothing is downloaded)."""
     info = model_info(name)
     if name == "fashion_mnist":
-        from prunegrad_lite.data import fetch
-
         try:
             fetch("fashion_resnet")
         except (ValueError, OSError):

@@ -13,16 +13,15 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import tempfile
+import platform
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +29,16 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from prunegrad_lite.device import model_device, resolve_device
+from prunegrad_lite.io import (
+    Checkpoint,
+    atomic_write,
+    load_checkpoint,
+    save_checkpoint,
+    sha256_file,
+    write_text,
+)
 from prunegrad_lite.models import FashionResNet
+from prunegrad_lite.runtime import __version__, model_device, resolve_device
 
 __all__ = [
     "Checkpoint",
@@ -40,14 +47,14 @@ __all__ = [
     "TrainResult",
     "atomic_write",
     "augment_batch",
+    "checkpoint_meta",
     "evaluate",
     "load_checkpoint",
     "save_checkpoint",
+    "save_with_record",
     "tensor_pair",
     "train_model",
 ]
-
-CHECKPOINT_FORMAT = "prunegrad_lite.checkpoint/1"
 
 
 @dataclass
@@ -371,87 +378,73 @@ def train_model(
 
 
 # --------------------------------------------------------------------------------------------------
-# Checkpoints
+# What a trained model's checkpoint records (Checkpoint, save_checkpoint, load_checkpoint and
+# atomic_write live in prunegrad_lite.io and are re-exported here)
 # --------------------------------------------------------------------------------------------------
 
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it
-    os.umask(mask)
-    return mask
+_THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")  # recorded with a run
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Open a temporary file next to ``path`` for binary writing; on success it replaces ``path``
-    (``os.replace``, atomic on one file system), on any error it is deleted and ``path`` untouched.
+def _floats(value: Any) -> list[float]:
+    return [float(v) for v in torch.as_tensor(value, dtype=torch.float64).flatten().tolist()]
 
-    Example
-    -------
-    >>> with atomic_write("runs/record.json") as f:
-    ...     f.write(b"{}")
+
+def checkpoint_meta(
+    result: TrainResult,
+    train: Any,
+    *,
+    dataset: str,
+    full: bool,
+    num_test: int,
+    accuracy: dict[str, float | None],
+    load_start: float,
+    device: torch.device,
+    command: str,
+) -> dict[str, Any]:
+    """The provenance saved with a trained FashionResNet: architecture, data, recipe, history,
+    accuracy, and the machine and versions it was trained with (``data/fashion_resnet.json``).
+
+    ``train``: the training :class:`~prunegrad_lite.data.LabeledData` (channels, normalisation,
+    class names); ``load_start``: the 1-minute load average when training began (other
+    processes sharing the CPU); ``command``: the command line that trained it.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    config = result.config
+    return {
+        "architecture": {
+            "class": "FashionResNet",
+            "in_channels": int(train.images.shape[1]),
+            "num_classes": config.num_classes,
+            "width": config.width,
+            "parameters": sum(p.numel() for p in result.model.parameters()),
+        },
+        "dataset": dataset,
+        "full_dataset": bool(full),
+        "num_train": result.num_train,
+        "num_test": num_test,
+        "normalisation": {"mean": _floats(train.mean), "std": _floats(train.std)},
+        "classes": list(train.classes),
+        "config": dataclasses.asdict(config),
+        "history": [dataclasses.asdict(h) for h in result.history],
+        "accuracy": accuracy,
+        "wall_time_s": round(result.wall_time_s, 1),
+        "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "environment": {k: os.environ[k] for k in _THREAD_ENV if k in os.environ},
+        "torch_version": torch.__version__,
+        "prunegrad_lite_version": __version__,
+        "python_version": platform.python_version(),
+        "command": command,
+    }
 
 
-@dataclass
-class Checkpoint:
-    state_dict: dict[str, torch.Tensor]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def save_checkpoint(
-    model: nn.Module | dict[str, torch.Tensor], path: str | os.PathLike, meta: dict | None = None
-) -> Path:
-    """Write ``{"format", "state_dict", "meta"}`` to ``path`` atomically; return the path.
-
-    The state dict holds plain contiguous CPU tensors and ``meta`` must be JSON-able, so the file
-    loads with ``torch.load(weights_only=True)``. The bytes go to a temporary file in the same
-    folder, which replaces ``path`` only once complete (``os.replace``): a crash never leaves a
-    partial checkpoint, and the temporary file is removed when writing fails.
-
-    Example
-    -------
-    >>> save_checkpoint(model, "runs/model.pt", {"test_accuracy": 0.92})
-    PosixPath('runs/model.pt')
-    """
-    state = model.state_dict() if isinstance(model, nn.Module) else model
-    state_dict = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    try:
-        meta = json.loads(json.dumps(meta or {}))  # plain dict/list/str/number only
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"checkpoint metadata must be JSON-serialisable: {err}") from err
-    payload = {"format": CHECKPOINT_FORMAT, "state_dict": state_dict, "meta": meta}
-    path = Path(path)
-    with atomic_write(path) as f:
-        torch.save(payload, f)
-    return path
-
-
-def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
-) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
-
-    Example
-    -------
-    >>> ckpt = load_checkpoint("data/fashion_resnet.pt")
-    >>> model.load_state_dict(ckpt.state_dict, strict=True)
-    """
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a prunegrad_lite checkpoint ({CHECKPOINT_FORMAT})")
-    return Checkpoint(state_dict=payload["state_dict"], meta=payload.get("meta", {}))
+def save_with_record(
+    model: nn.Module, path: str | os.PathLike, meta: dict[str, Any]
+) -> tuple[Path, Path, dict[str, Any]]:
+    """Save the checkpoint (:func:`save_checkpoint`) and, beside it as ``.json``, a record of
+    its file name, sha256 and size followed by ``meta``; return both paths and the record."""
+    out = save_checkpoint(model, path, meta)
+    record = {"checkpoint": out.name, "sha256": sha256_file(out), "bytes": out.stat().st_size}
+    record |= meta
+    record_path = write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
+    return out, record_path, record
