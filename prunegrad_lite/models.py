@@ -355,7 +355,7 @@ def load_model(
     Parameters
     ----------
     name : one of ``MODELS``: "fashion_mnist", "efficientnet_lite0", "vgg16", "resnet50".
-    device : as :func:`~prunegrad_lite.device.resolve_device` (None: CUDA when available, else CPU).
+    device : as :func:`~prunegrad_lite.runtime.resolve_device` (None: CUDA when available, else CPU).
     weights : "default" (the shipped or published weights), None (random init, no files needed),
         or, for "fashion_mnist" only, the path of a checkpoint written by ``save_checkpoint``
         (its recorded width is used).

@@ -260,7 +260,7 @@ def train_model(
         images (N, C, H, W) already normalised, labels (N,) int64. ``test`` is evaluated after
         every epoch.
     config : the recipe (default ``TrainConfig()``).
-    device : as :func:`~prunegrad_lite.device.resolve_device` (None: CUDA when available).
+    device : as :func:`~prunegrad_lite.runtime.resolve_device` (None: CUDA when available).
     progress : show tqdm progress bars.
     model_fn : builds the model (no arguments); default ``FashionResNet(C, num_classes, width)``.
     validation : like ``train``, held out from it (never the test set). When given, it is

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from prunegrad_lite.attribution.base import Attribution, TargetLike, check_model
 from prunegrad_lite.attribution.controls import RandomMap
 from prunegrad_lite.attribution.registry import METHODS
-from prunegrad_lite.device import model_device, resolve_device
+from prunegrad_lite.runtime import model_device, resolve_device
 
 __all__ = [
     "check_methods",

@@ -73,7 +73,7 @@ from prunegrad_lite.benchmarks.results import (
     area_under_curve,
     mean_std,
 )
-from prunegrad_lite.device import model_device
+from prunegrad_lite.runtime import model_device
 
 __all__ = [
     "DEFAULT_FRACTIONS",

@@ -73,7 +73,7 @@ from prunegrad_lite.benchmarks.attribution_maps import (
 )
 from prunegrad_lite.benchmarks.results import BenchmarkResult, CurvePoint, Score, mean_std
 from prunegrad_lite.benchmarks.similarity import SIMILARITIES, constant_maps, map_similarities
-from prunegrad_lite.device import model_device
+from prunegrad_lite.runtime import model_device
 
 __all__ = [
     "VARIANTS",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from prunegrad_lite.benchmarks.paper import conditions
+from prunegrad_lite.benchmarks.claims import conditions
 from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.benchmarks.stats import paired_difference
 
