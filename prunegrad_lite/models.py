@@ -215,6 +215,21 @@ def _resnet50() -> nn.Module:
 
 _IMAGENET = Preprocessing(*IMAGENET_NORMALIZATION["torchvision"], 256, 224, "torchvision")
 
+
+def _imagenet_model(
+    name: str,
+    builder: Callable[[], nn.Module],
+    preprocessing: Preprocessing,
+    weights_source: str,
+    default_sparsity: float,
+) -> ModelInfo:
+    """An ImageNet-1k classifier: (3, 224, 224) inputs, the 1000 ImageNet classes."""
+    classes = "prunegrad_lite.data.imagenet_classes()"
+    return ModelInfo(
+        name, builder, (3, 224, 224), 1000, classes, preprocessing, weights_source, default_sparsity
+    )
+
+
 MODELS: dict[str, ModelInfo] = {
     info.name: info
     for info in [
@@ -230,12 +245,9 @@ MODELS: dict[str, ModelInfo] = {
             # 0.9307 (mean relative change of p_c 15.1%); cf. the authors' 0.9 for VGG16
             default_sparsity=0.93,
         ),
-        ModelInfo(
+        _imagenet_model(
             name="efficientnet_lite0",
             builder=_efficientnet_lite0,
-            input_shape=(3, 224, 224),
-            num_classes=1000,
-            classes_source="prunegrad_lite.data.imagenet_classes()",
             preprocessing=Preprocessing(
                 *IMAGENET_NORMALIZATION["efficientnet_lite0"], 256, 224, "efficientnet_lite0"
             ),
@@ -251,22 +263,16 @@ MODELS: dict[str, ModelInfo] = {
             # monotone.
             default_sparsity=0.5125,
         ),
-        ModelInfo(
+        _imagenet_model(
             name="vgg16",
             builder=_vgg16,
-            input_shape=(3, 224, 224),
-            num_classes=1000,
-            classes_source="prunegrad_lite.data.imagenet_classes()",
             preprocessing=_IMAGENET,
             weights_source="torchvision VGG16_Weights.IMAGENET1K_V1 (downloaded, then cached)",
             default_sparsity=0.9,  # the authors' calibrated value for VGG16
         ),
-        ModelInfo(
+        _imagenet_model(
             name="resnet50",
             builder=_resnet50,
-            input_shape=(3, 224, 224),
-            num_classes=1000,
-            classes_source="prunegrad_lite.data.imagenet_classes()",
             preprocessing=_IMAGENET,
             weights_source="torchvision ResNet50_Weights.IMAGENET1K_V1 (downloaded, then cached)",
             default_sparsity=0.7,  # the authors' calibrated value for ResNet50 (0.7-0.75)

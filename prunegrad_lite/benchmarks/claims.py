@@ -34,7 +34,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prunegrad_lite.benchmarks.results import BenchmarkResult, area_under_curve
-from prunegrad_lite.benchmarks.stats import AGREES, DISAGREES, NOT_RESOLVED, paired_difference
+from prunegrad_lite.benchmarks.stats import (
+    AGREES,
+    DISAGREES,
+    NOT_RESOLVED,
+    interval_text,
+    paired_difference,
+)
 
 __all__ = [
     "NOT_CHECKED",
@@ -83,11 +89,8 @@ class Comparison:
     def describe(self) -> str:
         if not math.isfinite(self.difference):
             return f"{self.a} vs {self.b}: no finite paired values (n={self.n})"
-        units = f"n={self.n}" + (f" x {self.seeds} seeds" if self.seeds > 1 else "")
-        return (
-            f"{self.a} − {self.b} {self.difference:+.3f} [{self.low:+.3f}, {self.high:+.3f}], "
-            f"{units}: {self.verdict}"
-        )
+        interval = interval_text(self.difference, self.low, self.high, self.n, self.seeds)
+        return f"{self.a} − {self.b} {interval}: {self.verdict}"
 
 
 @dataclass(frozen=True)

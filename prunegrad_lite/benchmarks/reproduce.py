@@ -272,57 +272,32 @@ def _run(
     options = {m: o for m, o in options.items() if m in methods}
     classes = list(methods.values())
     small = setup.name == "fashion_mnist"  # 28x28 inputs: big batches on any device
-    big_batches = small or device.type == "cuda"
+    batch = 64 if small or device.type == "cuda" else 8
+    common: dict[str, Any] = {  # every benchmark's keyword arguments
+        "device": device,
+        "seed": seed,
+        "progress": progress,
+        "method_options": options,
+        "model_name": setup.name,
+    }
     if bench == "pixel":
         config = PixelPerturbationConfig(
             replacement=tuple(preset.pixel_replacements),
-            batch_size=64 if big_batches else 8,
-            forward_batch=1000 if big_batches else 40,
+            batch_size=batch,
+            forward_batch=1000 if batch == 64 else 40,
         )
-        return pixel_perturbation(
-            setup.model,
-            setup.images,
-            classes,
-            config,
-            device=device,
-            seed=seed,
-            progress=progress,
-            method_options=options,
-            model_name=setup.name,
-        )
+        return pixel_perturbation(setup.model, setup.images, classes, config, **common)
     if bench == "sanity":
         config = SanityConfig(
             depth=preset.sanity_depth if small else preset.imagenet_sanity_depth,
-            batch_size=64 if big_batches else 8,
+            batch_size=batch,
             measures=tuple(preset.sanity_measures),
             inits=tuple(preset.sanity_inits),
             draws=preset.sanity_draws,
             target=preset.sanity_target,
         )
-        return sanity_checks(
-            setup.model,
-            setup.sanity_images,
-            classes,
-            config,
-            device=device,
-            seed=seed,
-            progress=progress,
-            method_options=options,
-            display=setup.display,
-            model_name=setup.name,
-        )
+        images = setup.sanity_images
+        return sanity_checks(setup.model, images, classes, config, display=setup.display, **common)
     config = roar_config(preset, [m for m in methods])
     print(roar_cost(preset, list(methods), len(setup.train), len(setup.test)), flush=True)
-    return roar(
-        setup.model,
-        setup.train,
-        setup.test,
-        classes,
-        config,
-        cache_dir=cache,
-        device=device,
-        seed=seed,
-        progress=progress,
-        method_options=options,
-        model_name=setup.name,
-    )
+    return roar(setup.model, setup.train, setup.test, classes, config, cache_dir=cache, **common)

@@ -14,13 +14,9 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,29 +25,15 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from prunegrad_lite.io import (
-    Checkpoint,
-    atomic_write,
-    load_checkpoint,
-    save_checkpoint,
-    sha256_file,
-    write_text,
-)
 from prunegrad_lite.models import FashionResNet
-from prunegrad_lite.runtime import __version__, model_device, resolve_device
+from prunegrad_lite.runtime import model_device, resolve_device
 
 __all__ = [
-    "Checkpoint",
     "EpochStats",
     "TrainConfig",
     "TrainResult",
-    "atomic_write",
     "augment_batch",
-    "checkpoint_meta",
     "evaluate",
-    "load_checkpoint",
-    "save_checkpoint",
-    "save_with_record",
     "tensor_pair",
     "train_model",
 ]
@@ -375,76 +357,3 @@ def train_model(
         best_epoch=best_epoch,
         final_test_accuracy=final_test,
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# What a trained model's checkpoint records (Checkpoint, save_checkpoint, load_checkpoint and
-# atomic_write live in prunegrad_lite.io and are re-exported here)
-# --------------------------------------------------------------------------------------------------
-
-_THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")  # recorded with a run
-
-
-def _floats(value: Any) -> list[float]:
-    return [float(v) for v in torch.as_tensor(value, dtype=torch.float64).flatten().tolist()]
-
-
-def checkpoint_meta(
-    result: TrainResult,
-    train: Any,
-    *,
-    dataset: str,
-    full: bool,
-    num_test: int,
-    accuracy: dict[str, float | None],
-    load_start: float,
-    device: torch.device,
-    command: str,
-) -> dict[str, Any]:
-    """The provenance saved with a trained FashionResNet: architecture, data, recipe, history,
-    accuracy, and the machine and versions it was trained with (``data/fashion_resnet.json``).
-
-    ``train``: the training :class:`~prunegrad_lite.data.LabeledData` (channels, normalisation,
-    class names); ``load_start``: the 1-minute load average when training began (other
-    processes sharing the CPU); ``command``: the command line that trained it.
-    """
-    config = result.config
-    return {
-        "architecture": {
-            "class": "FashionResNet",
-            "in_channels": int(train.images.shape[1]),
-            "num_classes": config.num_classes,
-            "width": config.width,
-            "parameters": sum(p.numel() for p in result.model.parameters()),
-        },
-        "dataset": dataset,
-        "full_dataset": bool(full),
-        "num_train": result.num_train,
-        "num_test": num_test,
-        "normalisation": {"mean": _floats(train.mean), "std": _floats(train.std)},
-        "classes": list(train.classes),
-        "config": dataclasses.asdict(config),
-        "history": [dataclasses.asdict(h) for h in result.history],
-        "accuracy": accuracy,
-        "wall_time_s": round(result.wall_time_s, 1),
-        "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
-        "environment": {k: os.environ[k] for k in _THREAD_ENV if k in os.environ},
-        "torch_version": torch.__version__,
-        "prunegrad_lite_version": __version__,
-        "python_version": platform.python_version(),
-        "command": command,
-    }
-
-
-def save_with_record(
-    model: nn.Module, path: str | os.PathLike, meta: dict[str, Any]
-) -> tuple[Path, Path, dict[str, Any]]:
-    """Save the checkpoint (:func:`save_checkpoint`) and, beside it as ``.json``, a record of
-    its file name, sha256 and size followed by ``meta``; return both paths and the record."""
-    out = save_checkpoint(model, path, meta)
-    record = {"checkpoint": out.name, "sha256": sha256_file(out), "bytes": out.stat().st_size}
-    record |= meta
-    record_path = write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
-    return out, record_path, record
