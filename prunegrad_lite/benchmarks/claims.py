@@ -147,9 +147,7 @@ def _step(result: BenchmarkResult, metric: str, variant: str, x: float | None) -
     raise KeyError(f"no point at x={x} on {metric}/{variant}")
 
 
-def _roar_seedvalues_for(
-    result: BenchmarkResult, method: str, fraction: float
-) -> np.ndarray | None:
+def _roar_seed_values(result: BenchmarkResult, method: str, fraction: float) -> np.ndarray | None:
     """Per-seed accuracies (S,) from ``settings["cells"]`` (the fallback without units)."""
     cells = result.settings.get("cells") or []
     rows = sorted(
@@ -183,19 +181,17 @@ def values_for(
                 order, rest = what.split("@")
                 variant = order + cond.variant_suffix
                 step = _step(result, "prob_change", variant, _fraction(rest))
-                return result.unitvalues_for(method, "prob_change", variant, step)
+                return result.unit_values(method, "prob_change", variant, step)
             variant = what[: -len("_auc")] + cond.variant_suffix
-            return result.unitvalues_for(method, "prob_change_auc", variant, 0)
+            return result.unit_values(method, "prob_change_auc", variant, 0)
         if result.benchmark == "sanity":
             measure, tag = what.split("@")
             metric = measure + cond.metric_suffix
             if tag == "independent":
-                return result.unitvalues_for(
-                    method, metric, "independent" + cond.variant_suffix, -1
-                )
+                return result.unit_values(method, metric, "independent" + cond.variant_suffix, -1)
             variant = "cascading" + cond.variant_suffix
             step = 1 if tag == "top" else _step(result, metric, variant, None)
-            return result.unitvalues_for(method, metric, variant, step)
+            return result.unit_values(method, metric, variant, step)
         if result.benchmark == "roar":
             fractions = [float(f) for f in result.settings.get("fractions", [])]
             if what == "roar_auc":
@@ -207,9 +203,9 @@ def values_for(
             fraction = _fraction(what.split("@")[1])
             try:
                 step = _step(result, "accuracy", "roar", fraction)
-                return result.unitvalues_for(method, "accuracy", "roar", step)
+                return result.unit_values(method, "accuracy", "roar", step)
             except KeyError:
-                seeds = _roar_seedvalues_for(result, method, fraction)
+                seeds = _roar_seed_values(result, method, fraction)
                 return None if seeds is None else seeds[None, :]  # seeds as the units
     except KeyError:
         return None

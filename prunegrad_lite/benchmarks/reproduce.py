@@ -9,13 +9,15 @@ Models and data (all offline):
   and scikit-learn: sanity checks and pixel perturbation (ROAR needs an ImageNet training set,
   which is not offline).
 
-Sizes come from a :class:`Preset`: ``"full"`` (the default), ``"quick"`` (``--quick``: fewer
-images, one ROAR seed, fewer fractions and methods; minutes on a CPU) and ``"smoke"``, which
-``PRUNEGRAD_LITE_SMOKE=1`` selects instead of either: the quick preset shrunk to a few images and
-one short epoch, the same code paths, for CI. Every preset number is in :data:`PRESETS`.
+Sizes come from a :class:`~.presets.Preset` (:mod:`.presets`): ``"full"`` (the default),
+``"quick"`` (``--quick``: fewer images, one ROAR seed, fewer fractions and methods; minutes on a
+CPU) and ``"smoke"``, which ``PRUNEGRAD_LITE_SMOKE=1`` selects instead of either: the quick preset
+shrunk to a few images and one short epoch, the same code paths, for CI. Every preset number is
+in :data:`PRESETS`.
 
-PruneGrad's sparsity: the model's calibrated default when its registry entry has one, else
-calibrated here by the spec's rule (pruning changes the target probability by 15% on average,
+The models and their images are loaded by :mod:`.setups`. PruneGrad's sparsity: the model's
+calibrated default when its registry entry has one, else calibrated here by the spec's rule
+(pruning changes the target probability by 15% on average,
 :func:`~prunegrad_lite.calibrate_sparsity`) on the benchmark images; ``summary.md`` states it.
 
 Outputs in ``out``: ``{benchmark}_{model}.png`` figures, ``*_curves.csv``, ``*_scores.csv`` and

@@ -57,6 +57,9 @@ def load_setup(
     imagenet_images: int = 1000,
     cache: Path | None = None,
 ) -> Setup:
+    """The model ``name`` with its benchmark images (and, for ROAR, its training and test sets),
+    sized by ``preset`` and drawn with ``seed``; ``imagenet_folder`` replaces the photographs of
+    the ImageNet models, ``cache`` keeps the explained CIFAR-10 ResNet-8 once it is trained."""
     if name == "fashion_mnist":
         model = load_model(name, device=device, weights=weights)
         test = load_dataset("fashion_mnist", "test")

@@ -166,7 +166,7 @@ def data_root() -> Path:
 _VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, per process
 
 
-def _sha256(path: Path) -> str:
+def _sha256_cached(path: Path) -> str:
     """Hex sha256 of a file, of its decompressed bytes for ``.gz`` files (memoised)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -250,7 +250,7 @@ def check_file(name: str, path: str | os.PathLike) -> Path:
         raise DataError(
             f"data file {name!r} is missing: no file at {path}. " + _how_to_get(entry, path)
         )
-    actual = _sha256(path)
+    actual = _sha256_cached(path)
     if actual != entry.sha256:
         raise DataError(
             f"data file {name!r} at {path} is corrupt or a different version: sha256 mismatch, "
