@@ -52,7 +52,6 @@ from prunegrad_lite.data import (
     DataError,
     DataFile,
     LabeledData,
-    build_fashion_mnist_subset,
     check_file,
     data_root,
     denormalize_imagenet,
@@ -66,7 +65,7 @@ from prunegrad_lite.data import (
     read_idx,
     register,
 )
-from prunegrad_lite.device import model_device, resolve_device
+from prunegrad_lite.runtime import __version__, model_device, resolve_device
 from prunegrad_lite.figures import (
     plot_heatmap,
     plot_method_grid,
@@ -147,8 +146,6 @@ from prunegrad_lite.widgets import (
     build_scores_widget,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AblationCheck",
     "CLIP_TREATMENTS",
@@ -179,7 +176,6 @@ __all__ = [
     "__version__",
     "apply_masks",
     "attribute",
-    "build_fashion_mnist_subset",
     "calibrate_sparsity",
     "check_file",
     "clip_percentile",

@@ -17,6 +17,7 @@ Images are accepted as numpy arrays **channels-last** in [0, 1] ((H, W, C) or (H
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -100,6 +101,15 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (4.5, 3.8)) -> tuple[F
     return fig, new_ax
 
 
+def _labelled(fig: Figure, ax: Axes, im: Any, title: str, signed: bool = False) -> Figure:
+    """Finish a one-map figure: its title, pixel axes and a colour bar of the map's scale."""
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("x (pixels)")
+    ax.set_ylabel("y (pixels)")
+    fig.colorbar(im, ax=ax, label=_SCALE_LABEL[signed])
+    return fig
+
+
 def plot_heatmap(
     map: Tensor | np.ndarray, ax: Axes | None = None, signed: bool = True, title: str | None = None
 ) -> Figure:
@@ -128,11 +138,7 @@ def plot_heatmap(
         if signed
         else "max over channels of |attribution|"
     )
-    ax.set_title(title or f"{what},\nscaled by its max |value|", fontsize=9)
-    ax.set_xlabel("x (pixels)")
-    ax.set_ylabel("y (pixels)")
-    fig.colorbar(im, ax=ax, label=_SCALE_LABEL[signed])
-    return fig
+    return _labelled(fig, ax, im, title or f"{what},\nscaled by its max |value|", signed)
 
 
 def plot_overlay(
@@ -167,11 +173,7 @@ def plot_overlay(
         raise ValueError(f"image is {img.shape[:2]} pixels but the map is {pixels.shape}")
     _show_image(ax, img)
     im = _show_map(ax, pixels, signed=False, alpha=alpha)
-    ax.set_title(title or "|attribution| (max over channels) over the image", fontsize=9)
-    ax.set_xlabel("x (pixels)")
-    ax.set_ylabel("y (pixels)")
-    fig.colorbar(im, ax=ax, label=_SCALE_LABEL[False])
-    return fig
+    return _labelled(fig, ax, im, title or "|attribution| (max over channels) over the image")
 
 
 def plot_method_grid(

@@ -30,9 +30,11 @@ from prunegrad_lite.data import (
     FASHION_MNIST_MEAN,
     FASHION_MNIST_STD,
     IMAGENET_NORMALIZATION,
+    fetch,
     preprocess_imagenet,
 )
-from prunegrad_lite.device import resolve_device
+from prunegrad_lite.io import load_checkpoint
+from prunegrad_lite.runtime import resolve_device
 
 __all__ = [
     "MODELS",
@@ -213,6 +215,21 @@ def _resnet50() -> nn.Module:
 
 _IMAGENET = Preprocessing(*IMAGENET_NORMALIZATION["torchvision"], 256, 224, "torchvision")
 
+
+def _imagenet_model(
+    name: str,
+    builder: Callable[[], nn.Module],
+    preprocessing: Preprocessing,
+    weights_source: str,
+    default_sparsity: float,
+) -> ModelInfo:
+    """An ImageNet-1k classifier: (3, 224, 224) inputs, the 1000 ImageNet classes."""
+    classes = "prunegrad_lite.data.imagenet_classes()"
+    return ModelInfo(
+        name, builder, (3, 224, 224), 1000, classes, preprocessing, weights_source, default_sparsity
+    )
+
+
 MODELS: dict[str, ModelInfo] = {
     info.name: info
     for info in [
@@ -228,12 +245,9 @@ MODELS: dict[str, ModelInfo] = {
             # 0.9307 (mean relative change of p_c 15.1%); cf. the authors' 0.9 for VGG16
             default_sparsity=0.93,
         ),
-        ModelInfo(
+        _imagenet_model(
             name="efficientnet_lite0",
             builder=_efficientnet_lite0,
-            input_shape=(3, 224, 224),
-            num_classes=1000,
-            classes_source="prunegrad_lite.data.imagenet_classes()",
             preprocessing=Preprocessing(
                 *IMAGENET_NORMALIZATION["efficientnet_lite0"], 256, 224, "efficientnet_lite0"
             ),
@@ -249,22 +263,16 @@ MODELS: dict[str, ModelInfo] = {
             # monotone.
             default_sparsity=0.5125,
         ),
-        ModelInfo(
+        _imagenet_model(
             name="vgg16",
             builder=_vgg16,
-            input_shape=(3, 224, 224),
-            num_classes=1000,
-            classes_source="prunegrad_lite.data.imagenet_classes()",
             preprocessing=_IMAGENET,
             weights_source="torchvision VGG16_Weights.IMAGENET1K_V1 (downloaded, then cached)",
             default_sparsity=0.9,  # the authors' calibrated value for VGG16
         ),
-        ModelInfo(
+        _imagenet_model(
             name="resnet50",
             builder=_resnet50,
-            input_shape=(3, 224, 224),
-            num_classes=1000,
-            classes_source="prunegrad_lite.data.imagenet_classes()",
             preprocessing=_IMAGENET,
             weights_source="torchvision ResNet50_Weights.IMAGENET1K_V1 (downloaded, then cached)",
             default_sparsity=0.7,  # the authors' calibrated value for ResNet50 (0.7-0.75)
@@ -301,11 +309,7 @@ def _torchvision_cache_file(name: str) -> Path:
 
 def _fashion_weights(weights: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """State dict and FashionResNet kwargs recorded in a checkpoint ("default": the shipped one)."""
-    from prunegrad_lite.training import load_checkpoint
-
     if weights == "default":
-        from prunegrad_lite.data import fetch
-
         weights = fetch("fashion_resnet")
     try:
         checkpoint = load_checkpoint(weights)  # torch.load(weights_only=True)
@@ -357,7 +361,7 @@ def load_model(
     Parameters
     ----------
     name : one of ``MODELS``: "fashion_mnist", "efficientnet_lite0", "vgg16", "resnet50".
-    device : as :func:`~prunegrad_lite.device.resolve_device` (None: CUDA when available, else CPU).
+    device : as :func:`~prunegrad_lite.runtime.resolve_device` (None: CUDA when available, else CPU).
     weights : "default" (the shipped or published weights), None (random init, no files needed),
         or, for "fashion_mnist" only, the path of a checkpoint written by ``save_checkpoint``
         (its recorded width is used).
@@ -401,8 +405,6 @@ def weights_available(name: str) -> bool:
     """Whether ``load_model(name)`` can load its default weights offline (nothing is downloaded)."""
     info = model_info(name)
     if name == "fashion_mnist":
-        from prunegrad_lite.data import fetch
-
         try:
             fetch("fashion_resnet")
         except (ValueError, OSError):

@@ -14,6 +14,7 @@ from prunegrad_lite.benchmarks.paper import CLAIMS, PAPER_ROAR, compare_with_pap
 from prunegrad_lite.benchmarks.stats import paired_difference
 from prunegrad_lite.benchmarks.summary import summary_text, write_summary
 from prunegrad_lite.benchmarks.reproduce import select_preset
+from prunegrad_lite.benchmarks.setups import imagenet_images
 from prunegrad_lite.cli import main
 from prunegrad_lite.models import FashionResNet, weights_available
 from prunegrad_lite.training import save_checkpoint
@@ -200,12 +201,12 @@ def test_imagenet_models_can_read_an_image_folder_instead_of_the_photographs(tmp
             pixels = rng.integers(0, 256, (300, 260, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / cls / f"{i}.png")
     smoke = PRESETS["smoke"]
-    images = reproduce_module._imagenet_images("efficientnet_lite0", smoke, tmp_path, 3, seed=0)
+    images = imagenet_images("efficientnet_lite0", smoke, tmp_path, 3, seed=0)
     assert images.shape == (3, 3, 224, 224)
-    again = reproduce_module._imagenet_images("resnet50", smoke, tmp_path, 10, seed=0)
+    again = imagenet_images("resnet50", smoke, tmp_path, 10, seed=0)
     assert again.shape == (4, 3, 224, 224)  # all four; torchvision's normalisation differs
     assert not torch.allclose(again[:3], images)
-    photos = reproduce_module._imagenet_images("efficientnet_lite0", smoke, None, 99, seed=0)
+    photos = imagenet_images("efficientnet_lite0", smoke, None, 99, seed=0)
     assert photos.shape == (1, 3, 224, 224)  # the smoke preset's one photograph
     with pytest.raises(ValueError, match="imagenet_images"):
         reproduce(models="efficientnet_lite0", imagenet_folder=tmp_path, imagenet_images=0)

@@ -22,7 +22,7 @@ from prunegrad_lite.benchmarks import (
     roar,
     sanity_checks,
 )
-from prunegrad_lite.benchmarks.attribution_maps import check_methods, compute_maps
+from prunegrad_lite.benchmarks.attribution_maps import check_methods, maps_for_images
 from prunegrad_lite.benchmarks.roar import mask_top_pixels, recipe_hash
 from prunegrad_lite.benchmarks.sanity import randomise_stage_
 from prunegrad_lite.models import FashionResNet
@@ -145,11 +145,11 @@ def test_sanity_and_pixel_arguments_are_checked(resnet):
 
 def test_maps_are_computed_in_batches_for_the_predicted_class(resnet):
     x = torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    whole = compute_maps(resnet, x, "gradient", batch_size=64, progress=False)
-    pieces = compute_maps(resnet, x, "gradient", batch_size=3, progress=False)
+    whole = maps_for_images(resnet, x, "gradient", batch_size=64, progress=False)
+    pieces = maps_for_images(resnet, x, "gradient", batch_size=3, progress=False)
     assert torch.allclose(whole, pieces, atol=1e-6)
     # the random control draws fresh values for every batch (a consumed generator)
-    rand = compute_maps(resnet, x[:4].repeat(2, 1, 1, 1), "random", batch_size=4, progress=False)
+    rand = maps_for_images(resnet, x[:4].repeat(2, 1, 1, 1), "random", batch_size=4, progress=False)
     assert not torch.equal(rand[:4], rand[4:])
     assert list(check_methods(["prunegrad", PerfectMap])) == ["prunegrad", "perfect"]
 

@@ -12,10 +12,15 @@ module                           what it holds
 :mod:`.imputation`               noisy linear imputation of removed pixels (Rong et al. 2022)
 :mod:`.stats`                    paired differences, bootstrap intervals, three-valued verdicts
 :mod:`.summary`                  ``summary.md`` rebuilt from a folder of result files
+:mod:`.tables`                   the benchmark sections of ``summary.md``: protocol and tables
 :mod:`.attribution_maps`         maps for a whole image set, batch by batch
+:mod:`.cache`                    checksummed, locked cache files of a run
 :mod:`.plots`                    the benchmarks' figures
-:mod:`.paper`                    the authors' numbers and the comparison with ours
-:mod:`.reproduce`                ``prunegrad-lite reproduce``
+:mod:`.claims`                   how a claim is checked: paired comparisons, verdicts
+:mod:`.paper`                    the authors' numbers and claims, and the comparison with ours
+:mod:`.presets`                  what a ``reproduce`` run does: models, benchmarks, presets
+:mod:`.setups`                   the models and images a ``reproduce`` run benchmarks
+:mod:`.reproduce`                the ``reproduce`` run (``prunegrad-lite reproduce``)
 ================================ ==============================================================
 """
 
@@ -34,7 +39,7 @@ from prunegrad_lite.benchmarks.removal import (
     replace_pixels,
     replacement_images,
 )
-from prunegrad_lite.benchmarks.reproduce import PRESETS, Preset, reproduce, smoke_mode
+from prunegrad_lite.benchmarks.reproduce import PRESETS, Preset, reproduce
 from prunegrad_lite.benchmarks.results import BenchmarkResult, CurvePoint, Score, area_under_curve
 from prunegrad_lite.benchmarks.roar import RoarConfig, mask_top_pixels, removal_mask_images, roar
 from prunegrad_lite.benchmarks.sanity import (
@@ -45,6 +50,7 @@ from prunegrad_lite.benchmarks.sanity import (
 )
 from prunegrad_lite.benchmarks.similarity import map_similarities, spearman, ssim
 from prunegrad_lite.benchmarks.summary import write_summary
+from prunegrad_lite.runtime import smoke_mode
 
 __all__ = [
     "PRESETS",

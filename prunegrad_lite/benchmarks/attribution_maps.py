@@ -4,8 +4,10 @@
   a ``ValueError`` that lists the known ones).
 * :func:`on_device` returns the model on the requested device, **copying** it when it lives
   elsewhere, so the caller's model is never moved.
-* :func:`compute_maps` runs one method over N images in batches, for the predicted class
+* :func:`maps_for_images` runs one method over N images in batches, for the predicted class
   (the spec's default target), with a progress bar, and returns the signed maps on the CPU.
+* :func:`benchmark_inputs` is what every benchmark checks first: the methods, their options, the
+  image batch, and the model on the requested device.
 
 The random control gets a seeded ``torch.Generator`` (not an int seed) unless the caller passes
 a ``seed`` option: with an int, :class:`~prunegrad_lite.RandomMap` would give every batch the
@@ -25,13 +27,14 @@ from tqdm.auto import tqdm
 from prunegrad_lite.attribution.base import Attribution, TargetLike, check_model
 from prunegrad_lite.attribution.controls import RandomMap
 from prunegrad_lite.attribution.registry import METHODS
-from prunegrad_lite.device import model_device, resolve_device
+from prunegrad_lite.runtime import model_device, resolve_device
 
 __all__ = [
+    "benchmark_inputs",
     "check_methods",
     "check_options",
-    "compute_maps",
     "describe_options",
+    "maps_for_images",
     "on_device",
     "options_for",
     "predict",
@@ -107,6 +110,27 @@ def on_device(model: nn.Module, device: str | torch.device | None) -> nn.Module:
     return copy.deepcopy(model).to(dev).eval()
 
 
+def benchmark_inputs(
+    model: nn.Module,
+    images: Tensor,
+    methods: MethodLike | Sequence[MethodLike],
+    method_options: MethodOptions | None,
+    device: str | torch.device | None,
+) -> tuple[nn.Module, Tensor, dict[str, MethodClass]]:
+    """What every benchmark checks before any work, in this order: the methods
+    (:func:`check_methods`), that ``method_options`` names only them, that ``images`` is a
+    non-empty (N, C, H, W) batch, and the model (:func:`on_device`). Returns the model on
+    ``device`` (a copy when it had to move), the images as float32 on the CPU, and the methods
+    as ``{name: class}``."""
+    classes = check_methods(methods)
+    check_options(method_options, list(classes))
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(
+            f"images must be a non-empty (N, C, H, W) batch, got {tuple(images.shape)}"
+        )
+    return on_device(model, device), images.detach().float().cpu(), classes
+
+
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
     """Softmax probabilities (N, K) of ``model`` on ``images`` (N, C, H, W), on the CPU."""
@@ -118,7 +142,7 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
     return torch.cat(out)
 
 
-def compute_maps(
+def maps_for_images(
     model: nn.Module,
     images: Tensor,
     method: MethodLike,
@@ -146,7 +170,7 @@ def compute_maps(
 
     Example
     -------
-    >>> maps = compute_maps(model, test.images[:256], "prunegrad", options={"sparsity": 0.9})
+    >>> maps = maps_for_images(model, test.images[:256], "prunegrad", options={"sparsity": 0.9})
     >>> maps.shape                                             # (256, 1, 28, 28)
     """
     ((name, cls),) = check_methods([method]).items()
@@ -163,3 +187,8 @@ def compute_maps(
         t = targets[start:stop] if targets is not None else target
         out[start:stop] = explainer.attribute(images[start:stop].to(dev), t).float().cpu()
     return out
+
+
+#: the old name of :func:`maps_for_images`, kept while ``benchmarks/roar.py`` and the scripts in
+#: ``perf/`` still use it (the course has its own, unrelated ``compute_maps``)
+compute_maps = maps_for_images

@@ -33,7 +33,6 @@ Example
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -47,6 +46,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from prunegrad_lite.benchmarks.results import BenchmarkResult
+from prunegrad_lite.io import atomic_write, sha256_bytes, write_text
+
 try:  # POSIX advisory locks; released by the kernel when the process ends
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -55,6 +57,7 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "SCHEMA",
     "CacheWarning",
+    "cache_key",
     "check_ranks",
     "heal",
     "load_json_cell",
@@ -86,8 +89,10 @@ def _canonical(payload: Any) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def cache_key(*parts: Any) -> str:
+    """16 hex digits naming a cached cell by everything it depends on (``parts``, as JSON; an
+    object JSON cannot hold by its ``repr``): a changed setting gives a new file."""
+    return sha256_bytes(json.dumps(parts, sort_keys=True, default=repr).encode())[:16]
 
 
 # ----------------------------------------------------------------------------------- JSON
@@ -95,11 +100,9 @@ def _sha256(data: bytes) -> str:
 
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (a JSON object) atomically with its schema version and checksum."""
-    from prunegrad_lite.benchmarks.results import write_text
-
     if not isinstance(payload, dict) or _META in payload:
         raise ValueError(f"a cached JSON payload must be a dict without a {_META!r} key")
-    record = {**payload, _META: {"schema": SCHEMA, "sha256": _sha256(_canonical(payload))}}
+    record = {**payload, _META: {"schema": SCHEMA, "sha256": sha256_bytes(_canonical(payload))}}
     return write_text(path, json.dumps(record, indent=1) + "\n")
 
 
@@ -122,7 +125,7 @@ def _json_problem(path: Path, required: Sequence[str]) -> tuple[dict[str, Any] |
         if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
             schema = meta.get("schema") if isinstance(meta, dict) else meta
             return None, f"has cache schema {schema!r}, this version reads {SCHEMA}"
-        if meta.get("sha256") != _sha256(_canonical(record)):
+        if meta.get("sha256") != sha256_bytes(_canonical(record)):
             return None, "does not match its checksum (changed or damaged on disk)"
     missing = [k for k in required if k not in record]
     if missing:
@@ -155,13 +158,13 @@ def read_json(
 
 def _tensor_digest(tensor: Tensor) -> str:
     t = tensor.detach().cpu().contiguous()
-    return _sha256(str((t.dtype, tuple(t.shape))).encode() + t.view(torch.uint8).numpy().tobytes())
+    return sha256_bytes(
+        str((t.dtype, tuple(t.shape))).encode() + t.view(torch.uint8).numpy().tobytes()
+    )
 
 
 def write_tensor(path: str | os.PathLike, tensor: Tensor) -> Path:
     """Save ``tensor`` atomically with its schema version and checksum (``torch.save``)."""
-    from prunegrad_lite.training import atomic_write
-
     path = Path(path)
     payload = {"schema": SCHEMA, "sha256": _tensor_digest(tensor), "tensor": tensor.cpu()}
     with atomic_write(path) as f:
@@ -388,8 +391,6 @@ RESULT_KEYS = ("benchmark", "model", "methods", "curves", "scores", "settings")
 
 
 def _read_result(path: Path) -> Any:
-    from prunegrad_lite.benchmarks.results import BenchmarkResult
-
     payload = read_json(path, RESULT_KEYS)
     if payload is None:
         return None

@@ -46,11 +46,9 @@ from tqdm.auto import tqdm
 from prunegrad_lite.benchmarks.attribution_maps import (
     MethodLike,
     MethodOptions,
-    check_methods,
-    check_options,
-    compute_maps,
+    benchmark_inputs,
     describe_options,
-    on_device,
+    maps_for_images,
     options_for,
     predict,
 )
@@ -73,7 +71,7 @@ from prunegrad_lite.benchmarks.results import (
     area_under_curve,
     mean_std,
 )
-from prunegrad_lite.device import model_device
+from prunegrad_lite.runtime import model_device
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -137,10 +135,7 @@ class PixelPerturbationConfig:
 def variant_name(order: str, replacement: str | float, main: bool) -> str:
     """The curve variant of one order and replacement: ``"lerf"`` for the main replacement,
     ``"lerf_blur"`` (``"lerf_0.5"`` for a number) for the others."""
-    if main:
-        return order
-    rep = f"{replacement:g}" if isinstance(replacement, (int, float)) else str(replacement)
-    return f"{order}_{rep}"
+    return order + variant_suffix(replacement, main)
 
 
 def probability_change(p_clean: Tensor, p_perturbed: Tensor) -> Tensor:
@@ -256,34 +251,21 @@ def pixel_perturbation(
     the smallest and largest fraction, e.g. ``lerf@1%`` and ``lerf@10%``.
     """
     config = config or PixelPerturbationConfig()
-    classes = check_methods(methods)
-    names = list(classes)
-    check_options(method_options, names)
-    if images.ndim != 4 or len(images) == 0:
-        raise ValueError(
-            f"images must be a non-empty (N, C, H, W) batch, got {tuple(images.shape)}"
-        )
-    model = on_device(model, device)
-    images = images.detach().float().cpu()
+    model, images, classes = benchmark_inputs(model, images, methods, method_options, device)
     target = predict(model, images, config.forward_batch).argmax(1)  # (N,) predicted classes
-    reps = config.replacements
-    fills = {
+    reps = config.replacements  # the main one first
+    fills = {  # replacement values that do not depend on the mask, computed once
         rep: None
         if rep in MASK_DEPENDENT
         else replacement_images(images, rep, mean, std, config.blur_sigma)
         for rep in reps
     }
-    xs = [0.0, *config.fractions]
-    curves: list[CurvePoint] = []
-    scores: list[Score] = []
-    result = BenchmarkResult("pixel", model_name, names, curves, scores)
-    better = {"lerf": "lower", "morf": "higher"}
+    names = list(classes)
+    result = BenchmarkResult("pixel", model_name, names, [], [])
     for name in tqdm(names, desc="pixel perturbation", disable=not progress):
-        given = None if maps is None else maps.get(name)
-        method_maps = (
-            given
-            if given is not None
-            else compute_maps(
+        method_maps = None if maps is None else maps.get(name)  # precomputed, else computed
+        if method_maps is None:
+            method_maps = maps_for_images(
                 model,
                 images,
                 classes[name],
@@ -293,7 +275,6 @@ def pixel_perturbation(
                 seed=seed,
                 progress=progress,
             )
-        )
         for r, rep in enumerate(reps):
             change, delta = perturbation_curves(
                 model,
@@ -309,47 +290,71 @@ def pixel_perturbation(
                 progress=progress,
                 with_delta=True,
             )  # (O, F, N) each
-            with_origin = torch.cat(
-                [change.new_zeros(change.shape[0], 1, change.shape[2]), change], 1
-            )
-            auc = area_under_curve(xs, with_origin, dim=1)  # (O, N)
-            for metric, values in (("prob_change", change), ("abs_delta_x", delta)):
-                m, s, k = mean_std(values, dim=2)  # (O, F)
-                for i, order in enumerate(config.orders):
-                    variant = variant_name(order, rep, r == 0)
-                    for j, f in enumerate(config.fractions):
-                        curves.append(
-                            CurvePoint(
-                                name,
-                                metric,
-                                variant,
-                                j,
-                                f,
-                                fraction_label(f),
-                                float(m[i, j]),
-                                float(s[i, j]),
-                                int(k[i, j]),
-                            )
-                        )
-                        result.set_units(name, metric, variant, j, values[i, j])
-            m, s, k = mean_std(change, dim=2)
-            for i, order in enumerate(config.orders):
-                variant = variant_name(order, rep, r == 0)
-                am, asd, an = mean_std(auc[i])
-                scores.append(
-                    Score(name, f"{variant}_auc", float(am), float(asd), int(an), better[order])
+            _add_method(result, name, config, variant_suffix(rep, r == 0), change, delta)
+    result.settings = _settings(config, len(images), seed, method_options)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Result assembly
+# --------------------------------------------------------------------------------------------------
+
+_BETTER = {"lerf": "lower", "morf": "higher"}
+
+
+def variant_suffix(replacement: str | float, main: bool) -> str:
+    """``""`` for the main replacement, ``"_blur"`` (``"_0.5"`` for a number) for the others."""
+    if main:
+        return ""
+    return f"_{replacement:g}" if isinstance(replacement, (int, float)) else f"_{replacement}"
+
+
+def _add_method(
+    result: BenchmarkResult,
+    name: str,
+    config: PixelPerturbationConfig,
+    suffix: str,
+    change: Tensor,
+    delta: Tensor,
+) -> None:
+    """One method's curves under one replacement (``prob_change`` and ``abs_delta_x``, (O, F, N)
+    each), their per-image units, and its scores: the area under each curve and the change at
+    the smallest and largest fraction."""
+    for metric, values in (("prob_change", change), ("abs_delta_x", delta)):
+        m, s, k = mean_std(values, dim=2)  # (O, F)
+        for i, order in enumerate(config.orders):
+            variant = order + suffix
+            for j, f in enumerate(config.fractions):
+                point = (float(m[i, j]), float(s[i, j]), int(k[i, j]))
+                result.curves.append(
+                    CurvePoint(name, metric, variant, j, f, fraction_label(f), *point)
                 )
-                result.set_units(name, "prob_change_auc", variant, 0, auc[i])
-                for j in sorted({0, len(config.fractions) - 1}):
-                    label = f"{variant}@{fraction_label(config.fractions[j])}"
-                    scores.append(
-                        Score(
-                            name, label, float(m[i, j]), float(s[i, j]), int(k[i, j]), better[order]
-                        )
-                    )
-    settings: dict[str, Any] = {
+                result.set_units(name, metric, variant, j, values[i, j])
+    with_origin = torch.cat([change.new_zeros(change.shape[0], 1, change.shape[2]), change], 1)
+    auc = area_under_curve([0.0, *config.fractions], with_origin, dim=1)  # (O, N)
+    m, s, k = mean_std(change, dim=2)
+    for i, order in enumerate(config.orders):
+        variant, better = order + suffix, _BETTER[order]
+        am, asd, an = mean_std(auc[i])
+        result.scores.append(Score(name, f"{variant}_auc", float(am), float(asd), int(an), better))
+        result.set_units(name, "prob_change_auc", variant, 0, auc[i])
+        for j in sorted({0, len(config.fractions) - 1}):
+            label = f"{variant}@{fraction_label(config.fractions[j])}"
+            point = (float(m[i, j]), float(s[i, j]), int(k[i, j]))
+            result.scores.append(Score(name, label, *point, better))
+
+
+def _settings(
+    config: PixelPerturbationConfig,
+    num_images: int,
+    seed: int,
+    method_options: MethodOptions | None,
+) -> dict[str, Any]:
+    """The protocol as run, for the result's ``settings``."""
+    reps = config.replacements
+    return {
         **asdict(config),
-        "num_images": len(images),
+        "num_images": num_images,
         "seed": seed,
         "metric": "|p_c(x) - p_c(x')| / p_c(x), c the class predicted on the clean image",
         "ranking": "max over channels of |attribution|, ties broken at random (seeded)",
@@ -372,5 +377,3 @@ def pixel_perturbation(
         "units": "per image: units[method/metric/variant/step] is a (1, N) table over the images; "
         "metric prob_change_auc (step 0) holds each image's area under the curve",
     }
-    result.settings = settings
-    return result

@@ -12,7 +12,8 @@ Example
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,11 +21,15 @@ import torch
 from matplotlib.figure import Figure
 
 from prunegrad_lite.benchmarks.removal import fraction_label
-from prunegrad_lite.benchmarks.results import BenchmarkResult
+from prunegrad_lite.benchmarks.stats import bootstrap_interval
 from prunegrad_lite.figures import plot_method_grid
+from prunegrad_lite.io import atomic_write
 from prunegrad_lite.maps import clip_percentile, to_display_image
 
-__all__ = ["METRIC_LABELS", "plot_curves", "plot_sanity_maps"]
+if TYPE_CHECKING:  # a name for type hints only: results imports this module to draw itself
+    from prunegrad_lite.benchmarks.results import BenchmarkResult
+
+__all__ = ["METRIC_LABELS", "plot_curves", "plot_sanity_maps", "save_sanity_maps"]
 
 #: y-axis label of each metric
 METRIC_LABELS = {
@@ -78,8 +83,6 @@ def _interval(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """95% percentile-bootstrap interval of each point's mean from its per-unit values (crossed
     over seeds x images when there are seeds; 1000 resamples, seed 0); None without units."""
-    from prunegrad_lite.benchmarks.stats import bootstrap_interval
-
     if not all(result.has_units(method, metric, variant, int(k)) for k in steps):
         return None
     lows, highs = [], []
@@ -255,3 +258,11 @@ def plot_sanity_maps(result: BenchmarkResult, image: int = 0, clip: float = 99.5
         fontsize=10,
     )
     return fig
+
+
+def save_sanity_maps(result: BenchmarkResult, path: str | Path) -> None:
+    """Write :func:`plot_sanity_maps` of ``result`` to ``path`` as a PNG (atomically), and close it."""
+    fig = plot_sanity_maps(result)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=80)
+    plt.close(fig)

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from prunegrad_lite.io import atomic_write, write_text
+
 __all__ = [
     "BenchmarkResult",
     "CurvePoint",
@@ -124,17 +126,6 @@ def area_under_curve(x: Sequence[float] | Tensor, y: Tensor | np.ndarray, dim: i
     if ys.shape[dim] != len(xs):
         raise ValueError(f"y has {ys.shape[dim]} points along dim {dim} but x has {len(xs)}")
     return torch.trapezoid(ys, xs, dim=dim) / (xs[-1] - xs[0])
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then
-    ``os.replace``), creating the folder; return the path."""
-    from prunegrad_lite.training import atomic_write  # the package's one atomic writer
-
-    path = Path(path)
-    with atomic_write(path) as f:
-        f.write(text.encode("utf-8"))
-    return path
 
 
 def _fmt(mean: float, std: float, n: int, digits: int = 3) -> str:
@@ -423,8 +414,6 @@ class BenchmarkResult:
             paths["units"] = write_text(out / f"{stem}_units.csv", self.units_csv())
         if figure:
             import matplotlib.pyplot as plt
-
-            from prunegrad_lite.training import atomic_write
 
             fig = self.plot()
             with atomic_write(out / f"{stem}.png") as f:

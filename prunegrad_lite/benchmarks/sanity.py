@@ -63,17 +63,21 @@ from tqdm.auto import tqdm
 from prunegrad_lite.benchmarks.attribution_maps import (
     MethodLike,
     MethodOptions,
-    check_methods,
-    check_options,
-    compute_maps,
+    benchmark_inputs,
     describe_options,
-    on_device,
+    maps_for_images,
     options_for,
     predict,
 )
+from prunegrad_lite.benchmarks.randomisation import (
+    Stage,
+    randomisation_stages,
+    randomise_stage_,
+    reset_stage_,
+    stage_generator,
+)
 from prunegrad_lite.benchmarks.results import BenchmarkResult, CurvePoint, Score, mean_std
 from prunegrad_lite.benchmarks.similarity import SIMILARITIES, constant_maps, map_similarities
-from prunegrad_lite.device import model_device
 
 __all__ = [
     "VARIANTS",
@@ -85,20 +89,15 @@ __all__ = [
     "sanity_checks",
 ]
 
+#: the old, private name of :func:`~.randomisation.stage_generator` (the course's
+#: ``lessons/randomisation.py`` imports it from here)
+_stage_generator = stage_generator
+
 VARIANTS = ("cascading", "independent")
 INITS = ("authors", "reset")
 TARGETS = ("original", "randomised")
 #: measures whose value is undefined for a constant map (reported with and without those maps)
 CORRELATIONS = ("spearman_abs", "spearman", "hog")
-_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One randomisation stage: a name and the modules (qualified names) re-initialised."""
-
-    name: str
-    modules: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -145,117 +144,6 @@ class SanityConfig:
         c = self.constant_similarity
         if c is not None and not -1.0 <= c <= 1.0:
             raise ValueError(f"constant_similarity must be None or in [-1, 1], got {c}")
-
-
-def _forward_order(model: nn.Module, example: Tensor) -> list[str]:
-    """Names of the modules with their own parameters, in the order a forward pass calls them."""
-    owners = {
-        module: name
-        for name, module in model.named_modules()
-        if any(True for _ in module.parameters(recurse=False))
-    }
-    order: list[str] = []
-    handles = []
-    try:
-        for module, name in owners.items():
-            handles.append(
-                module.register_forward_pre_hook(
-                    lambda m, args, name=name: order.append(name) if name not in order else None
-                )
-            )
-        with torch.no_grad():
-            model(example.to(model_device(model)))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return order
-
-
-def randomisation_stages(
-    model: nn.Module, example: Tensor, depth: int | None = None
-) -> list[Stage]:
-    """The stages the sanity checks re-initialise, **from the logits down** to the first layer.
-
-    Parameters
-    ----------
-    model : the network (one forward pass on ``example`` finds the order; hooks are removed).
-    example : one input batch, e.g. ``images[:1]``.
-    depth : None (default): each module with parameters is a stage, normalisation layers
-        joining the layer before them; an int d: consecutive modules whose names share the first
-        d dotted parts form one stage (``depth=1`` on a ResNet: stem, layer1, ..., fc).
-
-    Example
-    -------
-    >>> [s.name for s in randomisation_stages(FashionResNet(), torch.zeros(1, 1, 28, 28), 1)]
-    ['fc', 'layer3', 'layer2', 'layer1', 'conv1']
-    """
-    modules = dict(model.named_modules())
-    groups: list[tuple[str, list[str]]] = []
-    for name in _forward_order(model, example):
-        key = name if depth is None else ".".join(name.split(".")[:depth])
-        joins_previous = groups and (
-            isinstance(modules[name], _NORMS) or (depth is not None and groups[-1][0] == key)
-        )
-        if joins_previous:
-            groups[-1][1].append(name)
-        else:
-            groups.append((key, [name]))
-    if not groups:
-        raise ValueError("the model has no parameters to randomise")
-    return [Stage(key, tuple(names)) for key, names in reversed(groups)]
-
-
-@torch.no_grad()
-def randomise_stage_(
-    model: nn.Module, stage: Stage, generator: torch.Generator, std: float = 0.1
-) -> None:
-    """Re-initialise, in place, every parameter of the stage's modules from N(0, std**2).
-
-    Buffers (BatchNorm running statistics) are kept. Values are drawn on the CPU from
-    ``generator`` and copied, so a seed gives the same weights on every device.
-    """
-    modules = dict(model.named_modules())
-    for name in stage.modules:
-        for param in modules[name].parameters(recurse=False):
-            values = torch.randn(param.shape, generator=generator, dtype=torch.float32)
-            param.copy_(values * std)
-
-
-def reset_stage_(model: nn.Module, stage: Stage, generator: torch.Generator) -> None:
-    """Re-initialise, in place, the stage's modules with their own ``reset_parameters()``.
-
-    A convolution or linear layer gets PyTorch's default (Kaiming-uniform) initialisation, a
-    BatchNorm gamma 1, beta 0 and its running statistics reset (mean 0, variance 1). The draws
-    are made on a CPU copy of each module with the global RNG seeded from ``generator`` inside
-    ``torch.random.fork_rng`` (the caller's RNG state is left as it was), so a seed gives the same
-    weights on every device.
-    """
-    modules = dict(model.named_modules())
-    for name in stage.modules:
-        module = modules[name]
-        if not hasattr(module, "reset_parameters"):
-            raise ValueError(
-                f"module {name!r} ({type(module).__name__}) has no reset_parameters(): use "
-                "inits=('authors',) for this model"
-            )
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        fresh = copy.deepcopy(module).to("cpu")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            fresh.reset_parameters()
-        with torch.no_grad():
-            for key, value in fresh.state_dict(keep_vars=False).items():
-                if "." in key:
-                    continue  # a child module's own entry: its stage resets it
-                target = getattr(module, key)
-                if isinstance(target, Tensor):
-                    target.copy_(value)
-
-
-def _stage_generator(seed: int, index: int, draw: int = 0) -> torch.Generator:
-    """The generator of stage ``index``'s new weights in weight draw ``draw`` (draw 0 as before
-    draws existed)."""
-    return torch.Generator().manual_seed(seed * 100_003 + index + draw * 1_000_000_007)
 
 
 def _example_columns(num_stages: int, most: int = 4) -> list[int]:
@@ -305,74 +193,37 @@ def sanity_checks(
     map depends on the weights). Per-draw, per-image values: ``result.units``.
     """
     config = config or SanityConfig()
-    classes = check_methods(methods)
+    base, images, classes = benchmark_inputs(model, images, methods, method_options, device)
+    base = copy.deepcopy(base).eval()  # the caller's model is never touched
     names = list(classes)
-    check_options(method_options, names)
-    if images.ndim != 4 or len(images) == 0:
-        raise ValueError(
-            f"images must be a non-empty (N, C, H, W) batch, got {tuple(images.shape)}"
-        )
-    base = copy.deepcopy(on_device(model, device)).eval()  # the caller's model is never touched
-    images = images.detach().float().cpu()
     target = predict(base, images, config.batch_size).argmax(1)  # (N,) original predictions
     stages = randomisation_stages(base, images[:1], config.depth)
-    labels = ["original", *(s.name for s in stages)]
 
     def maps_of(net: nn.Module, name: str, target: Tensor) -> Tensor:
-        return compute_maps(
-            net,
-            images,
-            classes[name],
-            options=options_for(method_options, name),
-            target=target,
-            batch_size=config.batch_size,
-            seed=seed,
-            progress=False,
-        )
+        opts = options_for(method_options, name)
+        batch = config.batch_size
+        return maps_for_images(net, images, classes[name], options=opts, target=target,
+                               batch_size=batch, seed=seed, progress=False)  # fmt: skip
 
     original = {name: maps_of(base, name, target) for name in names}
-    original_constant = {name: constant_maps(original[name]) for name in names}
-    raw_measures = tuple(config.measures)
-    shown = _example_columns(len(stages))
-    k = min(config.example_images, len(images))
+    runs = _runs(config)  # (init, variant, variant name): "cascading", "independent_reset", ...
+    tables = {
+        vname: _Similarities(original, config, len(stages), len(images)) for *_, vname in runs
+    }
+    shown, k = _example_columns(len(stages)), min(config.example_images, len(images))
     example_maps: dict[str, list[Tensor]] = {"original": [original[n][:k] for n in names]}
-    runs = [
-        (init, variant, variant if j == 0 else f"{variant}_{init}")
-        for j, init in enumerate(config.inits)
-        for variant in config.variants
-    ]
     total = len(runs) * config.draws * len(stages)
     bar = tqdm(total=total, desc="sanity checks", disable=not progress)
-    n_img, n_steps = len(images), len(stages) + 1
-    # raw[vname][method][measure]: (D, S+1, N) float64, NaN where undefined; const: same, bool
-    raw: dict[str, dict[str, dict[str, Tensor]]] = {}
-    const: dict[str, dict[str, Tensor]] = {}
     for init, variant, vname in runs:
-        raw[vname] = {
-            n: {
-                m: torch.full((config.draws, n_steps, n_img), float("nan"), dtype=torch.float64)
-                for m in raw_measures
-            }
-            for n in names
-        }
-        const[vname] = {
-            n: torch.zeros(config.draws, n_steps, n_img, dtype=torch.bool) for n in names
-        }
-        for name in names:
-            same = map_similarities(original[name], original[name], raw_measures)
-            for m in raw_measures:
-                raw[vname][name][m][:, 0] = same[m]
-            const[vname][name][:, 0] = original_constant[name]
         for d in range(config.draws):
             net = copy.deepcopy(base)
-            for i, stage in enumerate(stages):
+            for i, stage in enumerate(stages):  # from the logits down
                 if variant == "independent":
-                    net = copy.deepcopy(base)
-                gen = _stage_generator(seed, i, d)
+                    net = copy.deepcopy(base)  # only this stage randomised
                 if init == "authors":
-                    randomise_stage_(net, stage, gen, config.init_std)
+                    randomise_stage_(net, stage, stage_generator(seed, i, d), config.init_std)
                 else:
-                    reset_stage_(net, stage, gen)
+                    reset_stage_(net, stage, stage_generator(seed, i, d))
                 explained = (
                     target
                     if config.target == "original"
@@ -381,90 +232,138 @@ def sanity_checks(
                 bar.set_postfix(init=init, variant=variant, draw=d, stage=stage.name)
                 for name in names:
                     maps = maps_of(net, name, explained)
-                    sims = map_similarities(original[name], maps, raw_measures)
-                    for m in raw_measures:
-                        raw[vname][name][m][d, i + 1] = sims[m]
-                    const[vname][name][d, i + 1] = constant_maps(maps)
+                    tables[vname].record(name, d, i + 1, maps)
                     if vname == "cascading" and d == 0 and i + 1 in shown and k:
                         example_maps.setdefault(f"→ {stage.name}", []).append(maps[:k])
                 bar.update()
     bar.close()
-
     result = BenchmarkResult("sanity", model_name, names, [], [], {})
-    curves, scores = result.curves, result.scores
-    constant: dict[str, dict[str, list[int]]] = {}
-    for vname, per_method in raw.items():
-        constant[vname] = {}
-        cascading = vname.startswith("cascading")
-        suffix = vname[len("cascading") :] if cascading else vname[len("independent") :]
-        for name, per_measure in per_method.items():
-            flags = const[vname][name]  # (D, S+1, N)
-            constant[vname][name] = [int(c) for c in flags.sum(dim=(0, 2))]
-            became = flags & ~original_constant[name].view(1, 1, -1)
-            tables: dict[str, Tensor] = {"constant": flags.double()}
-            for m in raw_measures:
-                values = per_measure[m]
-                if m in CORRELATIONS and config.constant_similarity is not None:
-                    counted = torch.where(
-                        became, torch.full_like(values, config.constant_similarity), values
-                    )
-                else:
-                    counted = values
-                tables[m] = counted
-                if m in CORRELATIONS:
-                    tables[f"{m}_defined"] = torch.where(
-                        became, torch.full_like(values, float("nan")), values
-                    )
-            for metric, values in tables.items():  # (D, S+1, N)
-                flat = values.permute(1, 0, 2).reshape(n_steps, -1)  # (S+1, D*N)
-                mean, sd, cnt = mean_std(flat, dim=1)
-                for step in range(n_steps):
-                    curves.append(
-                        CurvePoint(
-                            name,
-                            metric,
-                            vname,
-                            step,
-                            float(step),
-                            labels[step],
-                            float(mean[step]),
-                            float(sd[step]),
-                            int(cnt[step]),
-                        )
-                    )
-                    result.set_units(name, metric, vname, step, values[:, step])
-                if metric == "constant":
-                    continue
-                if cascading:
-                    for tag, step in (("top", 1), ("all", n_steps - 1)):
-                        tm, ts, tn = mean_std(values[:, step].flatten())
-                        scores.append(
-                            Score(
-                                name,
-                                f"{metric}@{tag}{suffix}",
-                                float(tm),
-                                float(ts),
-                                int(tn),
-                                "lower",
-                            )
-                        )
-                else:  # per draw and image, the mean over the independently randomised stages
-                    per_unit = values[:, 1:].nanmean(1)  # (D, N)
-                    result.set_units(name, metric, vname, -1, per_unit)
-                    im, isd, inn = mean_std(per_unit.flatten())
-                    scores.append(
-                        Score(
-                            name,
-                            f"{metric}@independent{suffix}",
-                            float(im),
-                            float(isd),
-                            int(inn),
-                            "lower",
-                        )
-                    )
-    result.settings = {
+    labels = ["original", *(s.name for s in stages)]
+    constant = {
+        vname: _add_variant(result, vname, t, labels, config) for vname, t in tables.items()
+    }
+    result.settings = _settings(config, len(images), seed, stages, constant, runs, method_options)
+    result.examples = _examples(images, names, example_maps, k, display)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Recording the similarities and assembling the result
+# --------------------------------------------------------------------------------------------------
+
+
+def _runs(config: SanityConfig) -> list[tuple[str, str, str]]:
+    """``(init, variant, variant name)`` per randomisation run: the first init's variants keep
+    their plain names, the others' get the suffix ``_{init}``."""
+    return [
+        (init, variant, variant if j == 0 else f"{variant}_{init}")
+        for j, init in enumerate(config.inits)
+        for variant in config.variants
+    ]
+
+
+class _Similarities:
+    """One variant's similarities to the original maps, per method and measure: (D, S+1, N)
+    float64 tables (NaN where undefined; step 0 the original model), and which maps are
+    constant, (D, S+1, N) bool."""
+
+    def __init__(
+        self, original: dict[str, Tensor], config: SanityConfig, num_stages: int, num_images: int
+    ) -> None:
+        self.original, self.measures = original, tuple(config.measures)
+        self.original_constant = {name: constant_maps(m) for name, m in original.items()}
+        shape = (config.draws, num_stages + 1, num_images)
+        self.values: dict[str, dict[str, Tensor]] = {}
+        self.constant: dict[str, Tensor] = {}
+        for name, maps in original.items():
+            same = map_similarities(maps, maps, self.measures)
+            self.values[name] = {}
+            for m in self.measures:
+                self.values[name][m] = torch.full(shape, float("nan"), dtype=torch.float64)
+                self.values[name][m][:, 0] = same[m]
+            self.constant[name] = torch.zeros(shape, dtype=torch.bool)
+            self.constant[name][:, 0] = self.original_constant[name]
+
+    def record(self, name: str, draw: int, step: int, maps: Tensor) -> None:
+        sims = map_similarities(self.original[name], maps, self.measures)
+        for m in self.measures:
+            self.values[name][m][draw, step] = sims[m]
+        self.constant[name][draw, step] = constant_maps(maps)
+
+    def tables(self, name: str, constant_similarity: float | None) -> dict[str, Tensor]:
+        """Every metric of one method, (D, S+1, N): ``constant`` (1 for a constant map), each
+        measure (a correlation of a map that became constant counted as
+        ``constant_similarity``) and, for the correlations, ``{measure}_defined`` (such maps
+        left out, NaN)."""
+        flags = self.constant[name]
+        became = flags & ~self.original_constant[name].view(1, 1, -1)
+        out: dict[str, Tensor] = {"constant": flags.double()}
+        for m in self.measures:
+            values = self.values[name][m]
+            if m in CORRELATIONS and constant_similarity is not None:
+                out[m] = torch.where(became, torch.full_like(values, constant_similarity), values)
+            else:
+                out[m] = values
+            if m in CORRELATIONS:
+                out[f"{m}_defined"] = torch.where(
+                    became, torch.full_like(values, float("nan")), values
+                )
+        return out
+
+
+def _add_variant(
+    result: BenchmarkResult,
+    vname: str,
+    table: _Similarities,
+    labels: list[str],
+    config: SanityConfig,
+) -> dict[str, list[int]]:
+    """One variant's curves along the stages, per-unit values and scores for every method;
+    returns the number of constant maps per method and step (over all draws)."""
+    cascading = vname.startswith("cascading")
+    suffix = vname[len("cascading") :] if cascading else vname[len("independent") :]
+    n_steps = len(labels)
+    constant: dict[str, list[int]] = {}
+    for name in table.values:
+        constant[name] = [int(c) for c in table.constant[name].sum(dim=(0, 2))]
+        for metric, values in table.tables(name, config.constant_similarity).items():
+            flat = values.permute(1, 0, 2).reshape(n_steps, -1)  # (S+1, D*N)
+            mean, sd, cnt = mean_std(flat, dim=1)
+            for step in range(n_steps):
+                point = (float(mean[step]), float(sd[step]), int(cnt[step]))
+                result.curves.append(
+                    CurvePoint(name, metric, vname, step, float(step), labels[step], *point)
+                )
+                result.set_units(name, metric, vname, step, values[:, step])
+            if metric == "constant":
+                continue
+            if cascading:  # after the top stage and after all of them
+                for tag, step in (("top", 1), ("all", n_steps - 1)):
+                    tm, ts, tn = mean_std(values[:, step].flatten())
+                    score = f"{metric}@{tag}{suffix}"
+                    result.scores.append(Score(name, score, float(tm), float(ts), int(tn), "lower"))
+            else:  # per draw and image, the mean over the independently randomised stages
+                per_unit = values[:, 1:].nanmean(1)  # (D, N)
+                result.set_units(name, metric, vname, -1, per_unit)
+                im, isd, inn = mean_std(per_unit.flatten())
+                score = f"{metric}@independent{suffix}"
+                result.scores.append(Score(name, score, float(im), float(isd), int(inn), "lower"))
+    return constant
+
+
+def _settings(
+    config: SanityConfig,
+    num_images: int,
+    seed: int,
+    stages: list[Stage],
+    constant: dict[str, dict[str, list[int]]],
+    runs: list[tuple[str, str, str]],
+    method_options: MethodOptions | None,
+) -> dict[str, Any]:
+    """The protocol as run, for the result's ``settings``."""
+    return {
         **asdict(config),
-        "num_images": len(images),
+        "num_images": num_images,
         "seed": seed,
         "stages": [asdict(s) for s in stages],
         "target": (
@@ -474,7 +373,7 @@ def sanity_checks(
         ),
         "target_option": config.target,
         "constant_maps": constant,  # variant -> method -> constant maps per step, all draws
-        "maps_per_step": config.draws * len(images),
+        "maps_per_step": config.draws * num_images,
         "variants_run": [{"init": i, "variant": v, "name": n} for i, v, n in runs],
         "units": "units[method/metric/variant/step]: a (draws, images) table; step -1 of an "
         "independent variant holds each unit's mean over the stages (the @independent score); "
@@ -484,13 +383,21 @@ def sanity_checks(
         + [["spearman_abs_defined", n] for _, v, n in runs if v == "cascading"],
         "method_options": describe_options(method_options),
     }
-    examples: dict[str, Any] = {}
-    if k:
-        examples = {
-            "images": images[:k],
-            "methods": names,
-            "maps": {col: torch.stack(v, 1) for col, v in example_maps.items()},  # (k, M, C, H, W)
-            "display": display,
-        }
-    result.examples = examples
-    return result
+
+
+def _examples(
+    images: Tensor,
+    names: list[str],
+    example_maps: dict[str, list[Tensor]],
+    k: int,
+    display: tuple[Sequence[float], Sequence[float]] | None,
+) -> dict[str, Any]:
+    """The example figure's data: the first ``k`` images and their maps per column."""
+    if not k:
+        return {}
+    return {
+        "images": images[:k],
+        "methods": names,
+        "maps": {col: torch.stack(v, 1) for col, v in example_maps.items()},  # (k, M, C, H, W)
+        "display": display,
+    }

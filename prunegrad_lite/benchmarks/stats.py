@@ -48,6 +48,7 @@ __all__ = [
     "VERDICTS",
     "PairedComparison",
     "bootstrap_interval",
+    "interval_text",
     "paired_difference",
     "verdict",
 ]
@@ -84,11 +85,16 @@ class PairedComparison:
         """``"-0.012 [-0.020, -0.004], n=500"`` (95% interval; seeds shown when > 1)."""
         if not math.isfinite(self.difference):
             return f"n/a (n={self.n})"
-        units = f"n={self.n}" + (f" x {self.seeds} seeds" if self.seeds > 1 else "")
-        return (
-            f"{self.difference:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}], "
-            f"{units}"
-        )
+        return interval_text(self.difference, self.low, self.high, self.n, self.seeds, digits)
+
+
+def interval_text(
+    difference: float, low: float, high: float, n: int, seeds: int = 1, digits: int = 3
+) -> str:
+    """``"-0.012 [-0.020, -0.004], n=500"``: a difference, its interval and its units (the
+    seeds too when there are several)."""
+    units = f"n={n}" + (f" x {seeds} seeds" if seeds > 1 else "")
+    return f"{difference:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}], {units}"
 
 
 def verdict(low: float, high: float, claim: str, n: int = 2) -> str:

@@ -17,21 +17,14 @@ Example
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from prunegrad_lite.benchmarks.paper import (
-    closing_table,
-    compare_with_paper,
-    conditions,
-    paper_tables,
-)
-from prunegrad_lite.benchmarks.results import BenchmarkResult, write_text
-from prunegrad_lite.benchmarks.stats import paired_difference
+from prunegrad_lite.benchmarks.paper import closing_table, compare_with_paper, paper_tables
+from prunegrad_lite.benchmarks.results import BenchmarkResult
+from prunegrad_lite.benchmarks.tables import pixel_tables, sanity_tables, settings_text
+from prunegrad_lite.io import write_text
 
 __all__ = ["load_results", "pixel_tables", "sanity_tables", "summary_text", "write_summary"]
 
@@ -56,193 +49,6 @@ def load_results(folder: str | os.PathLike) -> dict[tuple[str, str], BenchmarkRe
         if path.stem == f"{result.benchmark}_{result.model}":
             out[(result.benchmark, result.model)] = result
     return out
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def _cmp(a: np.ndarray, b: np.ndarray) -> str:
-    c = paired_difference(a, b, resamples=4000, seed=0)
-    return f"{c.describe()} **{c.verdict('lower')}**"
-
-
-def pixel_tables(result: BenchmarkResult) -> str:
-    """Pixel perturbation under each replacement: LeRF at the first and last fraction and the
-    mean |Δx| the removal made, per method; then PruneGrad paired against every other method."""
-    conds = conditions(result)
-    fractions = result.settings.get("fractions", [])
-    if not fractions:
-        return ""
-    first, last = f"{100 * fractions[0]:g}%", f"{100 * fractions[-1]:g}%"
-    lines = [
-        f"**LeRF under each replacement** (mean over {result.settings.get('num_images')} "
-        f"images; |Δx|: mean |x' - x| over the removed pixels at {first}, normalised units; "
-        "lower LeRF is better)",
-        "",
-        "| method | "
-        + " | ".join(f"{c.label}: LeRF {first} | LeRF {last} | abs Δx {first}" for c in conds)
-        + " |",
-        "|---|" + "---|---|---|" * len(conds),
-    ]
-    for m in result.methods:
-        cells = []
-        for c in conds:
-            variant = "lerf" + c.variant_suffix
-            for name in (f"{variant}@{first}", f"{variant}@{last}"):
-                try:
-                    cells.append(_fmt(result.score(m, name).mean))
-                except KeyError:
-                    cells.append("")
-            try:
-                cells.append(
-                    _fmt(float(np.nanmean(result.unit_values(m, "abs_delta_x", variant, 0))))
-                )
-            except KeyError:
-                cells.append("")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "**Order (lowest LeRF first) under each replacement**", ""]
-    for c in conds:
-        for frac in (first, last):
-            name = f"lerf{c.variant_suffix}@{frac}"
-            means = {}
-            for m in result.methods:
-                try:
-                    means[m] = result.score(m, name).mean
-                except KeyError:
-                    pass
-            order = sorted(means, key=lambda m: means[m])
-            lines.append(f"- {c.label}, LeRF {frac}: " + " < ".join(order))
-    if "prunegrad" in result.methods:
-        lines += [
-            "",
-            "**PruneGrad − method, LeRF, paired over the same images** (difference [95% BCa "
-            'interval], n; verdict on "PruneGrad is lower")',
-            "",
-            "| method | "
-            + " | ".join(f"{c.label}, {f}" for c in conds for f in (first, last))
-            + " |",
-            "|---|" + "---|" * (2 * len(conds)),
-        ]
-        for m in result.methods:
-            if m == "prunegrad":
-                continue
-            cells = []
-            for c in conds:
-                variant = "lerf" + c.variant_suffix
-                for step in (0, len(fractions) - 1):
-                    try:
-                        a = result.unit_values("prunegrad", "prob_change", variant, step)
-                        b = result.unit_values(m, "prob_change", variant, step)
-                        cells.append(_cmp(a, b))
-                    except KeyError:
-                        cells.append("no per-image values")
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _sanity_cell(result: BenchmarkResult, method: str, name: str) -> str:
-    try:
-        s = result.score(method, name)
-    except KeyError:
-        return ""
-    return f"{_fmt(s.mean)} (n={s.n})"
-
-
-def sanity_tables(result: BenchmarkResult) -> str:
-    """Sanity checks per re-initialisation: Spearman |map|, SSIM and HOG scores with maps that
-    became constant counted as 0 and left out, and the count of constant maps per stage."""
-    s = result.settings
-    inits = s.get("inits") or ["authors"]
-    stages = [st["name"] for st in s.get("stages", [])]
-    total = s.get("maps_per_step") or s.get("num_images")
-    draws = s.get("draws", 1)
-    lines: list[str] = []
-    for i, init in enumerate(inits):
-        suffix = "" if i == 0 else f"_{init}"
-        measures = [m for m in s.get("measures", []) if m in ("spearman_abs", "ssim", "hog")]
-        header = ["method"]
-        names = []
-        for m in measures:
-            for tag in ("top", "all"):
-                names.append(f"{m}@{tag}{suffix}")
-                header.append(f"{m}@{tag} (constant = 0)" if m != "ssim" else f"ssim@{tag}")
-                if m != "ssim":
-                    names.append(f"{m}_defined@{tag}{suffix}")
-                    header.append(f"{m}@{tag} (constant left out)")
-        lines += [
-            f"**Init {init!r}** (cascading; mean over {draws} weight draws x "
-            f"{s.get('num_images')} images, n = maps with a defined value; lower = the map "
-            "depends on the weights)",
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "---|" * len(header),
-        ]
-        for m in result.methods:
-            lines.append(f"| {m} | " + " | ".join(_sanity_cell(result, m, n) for n in names) + " |")
-        counts = (s.get("constant_maps") or {}).get(f"cascading{suffix}", {})
-        if counts:
-            lines += [
-                "",
-                f"Constant maps (init {init!r}, cascading), of {total} maps per stage "
-                f"({draws} draws x {s.get('num_images')} images), after randomising from the "
-                "logits down to each stage:",
-                "",
-                "| method | original | " + " | ".join(stages) + " |",
-                "|---|" + "---|" * (len(stages) + 1),
-            ]
-            for m, c in counts.items():
-                lines.append(f"| {m} | " + " | ".join(str(v) for v in c) + " |")
-        ind = (s.get("constant_maps") or {}).get(f"independent{suffix}", {})
-        if ind:
-            lines += [
-                "",
-                f"Constant maps (init {init!r}, independent: only that stage randomised), of "
-                f"{total} per stage:",
-                "",
-                "| method | original | " + " | ".join(stages) + " |",
-                "|---|" + "---|" * (len(stages) + 1),
-            ]
-            for m, c in ind.items():
-                lines.append(f"| {m} | " + " | ".join(str(v) for v in c) + " |")
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def _settings_line(result: BenchmarkResult) -> str:
-    s = result.settings
-    if result.benchmark == "pixel":
-        reps = [r["replacement"] for r in s.get("replacements") or []] or [s.get("replacement")]
-        return (
-            f"{s['num_images']} images, fractions {s['fractions'][0]:g}..{s['fractions'][-1]:g}"
-            f", replacements {', '.join(repr(r) for r in reps)} (the first is the main one: "
-            "'mean' = 0 in normalised space, the normalisation mean colour; 'blur' = a Gaussian "
-            f"blur, sigma {s.get('blur_sigma', 3.0):g} px; 'noisy_linear' = the noisy linear "
-            "imputation of Rong et al. 2022, noise std "
-            f"{s.get('noise_std', 0.01):g}). Per-image values: `pixel_{result.model}_units.csv`."
-        )
-    if result.benchmark == "roar":
-        from prunegrad_lite.benchmarks.reproduce import _settings_line as roar_line
-
-        return roar_line(result)
-    stages = [st["name"] for st in s["stages"]]
-    inits = s.get("inits") or ["authors"]
-    init_text = {
-        "authors": f"'authors': every weight and bias (BatchNorm's gamma too) from "
-        f"N(0, {s['init_std']}^2), running statistics kept (the authors' code)",
-        "reset": "'reset': each layer's own reset_parameters() (BatchNorm: gamma 1, beta 0, "
-        "running statistics reset), as Adebayo et al. and Quantus",
-    }
-    return (
-        f"{s['num_images']} images x {s.get('draws', 1)} weight draws per randomisation, "
-        f"{len(stages)} stages from the logits down ({', '.join(stages)}); re-initialisations: "
-        + "; ".join(init_text.get(i, i) for i in inits)
-        + f". Explained class after randomisation: {s.get('target', 'the original prediction')}."
-        " Scores after the top stage (@top), after all stages (@all), mean over independent "
-        "stages (@independent); a map that became constant has no rank correlation: counted as "
-        f"{s.get('constant_similarity')} in `{{measure}}` and left out in `{{measure}}_defined`."
-        f" Per-draw, per-image values: `sanity_{result.model}_units.csv`."
-    )
 
 
 def summary_text(folder: str | os.PathLike, run: dict[str, Any] | None = None) -> str:
@@ -318,7 +124,7 @@ def summary_text(folder: str | os.PathLike, run: dict[str, Any] | None = None) -
         ]
         for bench, result in by_bench.items():
             stem = f"{bench}_{model}"
-            lines += [f"### {_BENCH_TITLES[bench]}", "", _settings_line(result), ""]
+            lines += [f"### {_BENCH_TITLES[bench]}", "", settings_text(result), ""]
             if bench == "pixel":
                 lines += [pixel_tables(result)]
             elif bench == "sanity":

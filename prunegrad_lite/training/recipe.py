@@ -13,16 +13,11 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,24 +25,18 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from prunegrad_lite.device import model_device, resolve_device
 from prunegrad_lite.models import FashionResNet
+from prunegrad_lite.runtime import model_device, resolve_device
 
 __all__ = [
-    "Checkpoint",
     "EpochStats",
     "TrainConfig",
     "TrainResult",
-    "atomic_write",
     "augment_batch",
     "evaluate",
-    "load_checkpoint",
-    "save_checkpoint",
     "tensor_pair",
     "train_model",
 ]
-
-CHECKPOINT_FORMAT = "prunegrad_lite.checkpoint/1"
 
 
 @dataclass
@@ -253,7 +242,7 @@ def train_model(
         images (N, C, H, W) already normalised, labels (N,) int64. ``test`` is evaluated after
         every epoch.
     config : the recipe (default ``TrainConfig()``).
-    device : as :func:`~prunegrad_lite.device.resolve_device` (None: CUDA when available).
+    device : as :func:`~prunegrad_lite.runtime.resolve_device` (None: CUDA when available).
     progress : show tqdm progress bars.
     model_fn : builds the model (no arguments); default ``FashionResNet(C, num_classes, width)``.
     validation : like ``train``, held out from it (never the test set). When given, it is
@@ -368,90 +357,3 @@ def train_model(
         best_epoch=best_epoch,
         final_test_accuracy=final_test,
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Checkpoints
-# --------------------------------------------------------------------------------------------------
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Open a temporary file next to ``path`` for binary writing; on success it replaces ``path``
-    (``os.replace``, atomic on one file system), on any error it is deleted and ``path`` untouched.
-
-    Example
-    -------
-    >>> with atomic_write("runs/record.json") as f:
-    ...     f.write(b"{}")
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@dataclass
-class Checkpoint:
-    state_dict: dict[str, torch.Tensor]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def save_checkpoint(
-    model: nn.Module | dict[str, torch.Tensor], path: str | os.PathLike, meta: dict | None = None
-) -> Path:
-    """Write ``{"format", "state_dict", "meta"}`` to ``path`` atomically; return the path.
-
-    The state dict holds plain contiguous CPU tensors and ``meta`` must be JSON-able, so the file
-    loads with ``torch.load(weights_only=True)``. The bytes go to a temporary file in the same
-    folder, which replaces ``path`` only once complete (``os.replace``): a crash never leaves a
-    partial checkpoint, and the temporary file is removed when writing fails.
-
-    Example
-    -------
-    >>> save_checkpoint(model, "runs/model.pt", {"test_accuracy": 0.92})
-    PosixPath('runs/model.pt')
-    """
-    state = model.state_dict() if isinstance(model, nn.Module) else model
-    state_dict = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    try:
-        meta = json.loads(json.dumps(meta or {}))  # plain dict/list/str/number only
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"checkpoint metadata must be JSON-serialisable: {err}") from err
-    payload = {"format": CHECKPOINT_FORMAT, "state_dict": state_dict, "meta": meta}
-    path = Path(path)
-    with atomic_write(path) as f:
-        torch.save(payload, f)
-    return path
-
-
-def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
-) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
-
-    Example
-    -------
-    >>> ckpt = load_checkpoint("data/fashion_resnet.pt")
-    >>> model.load_state_dict(ckpt.state_dict, strict=True)
-    """
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a prunegrad_lite checkpoint ({CHECKPOINT_FORMAT})")
-    return Checkpoint(state_dict=payload["state_dict"], meta=payload.get("meta", {}))
