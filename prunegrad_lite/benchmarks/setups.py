@@ -78,7 +78,7 @@ def load_setup(
     if name == "cifar10_resnet8":
         return _load_cifar10_resnet8(preset, device, seed, cache)
     model = load_model(name, device=device)  # torchvision models: cached weights or an error
-    images = imagenet_images(name, preset, imagenet_folder, imagenet_images, seed)
+    images = _imagenet_images(name, preset, imagenet_folder, imagenet_images, seed)
     pre = model_info(name).preprocessing
     return Setup(name, model, images, images, (pre.mean, pre.std))
 
@@ -159,3 +159,6 @@ def prunegrad_sparsity(setup: Setup, preset: Preset) -> tuple[float, str]:
         f"calibrated here on {len(x)} images: pruning changes the target probability by "
         f"{change:.3f} on average (target {cal.target_change}){extra}"
     )
+
+
+_imagenet_images = imagenet_images  # load_setup's argument of the same name shadows it
