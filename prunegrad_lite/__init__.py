@@ -37,6 +37,7 @@ from prunegrad_lite.attribution.controls import EdgeMap, RandomMap
 from prunegrad_lite.attribution.fullgrad import FullGrad, fullgrad_decomposition
 from prunegrad_lite.attribution.gradcam import GradCAM
 from prunegrad_lite.attribution.guided_backprop import GuidedBackprop
+from prunegrad_lite.attribution.prunegrad import prunegrad  # pgl.prunegrad: the function
 from prunegrad_lite.attribution.registry import METHODS, SmoothGradSquared, attribute, get_method
 from prunegrad_lite.benchmarks import (
     BenchmarkResult,
@@ -203,6 +204,7 @@ __all__ = [
     "plot_sparsity_sweep",
     "preprocess_imagenet",
     "preserve_model_state",
+    "prunegrad",
     "pruned_perturbation",
     "read_idx",
     "reduce_channels",

@@ -13,10 +13,11 @@ import torch
 from matplotlib.figure import Figure
 
 from prunegrad_lite.attribution.prunegrad import PruneGrad, PruneGradExplanation
-from prunegrad_lite.attribution.registry import get_method
+from prunegrad_lite.attribution.pruning import check_sparsity
+from prunegrad_lite.attribution.registry import METHODS, get_method
 from prunegrad_lite.data import OBJECT_PHOTOS, imagenet_classes, load_dataset, load_photos
 from prunegrad_lite.figures import plot_method_grid
-from prunegrad_lite.maps import clip_percentile, to_display_image
+from prunegrad_lite.maps import CLIP_PERCENTILE, clip_percentile, to_display_image
 from prunegrad_lite.models import load_model, model_info
 
 __all__ = ["EXPLAIN_MODELS", "ExplainResult", "explain_examples"]
@@ -64,9 +65,6 @@ def _check_request(
     sparsity: float | None,
 ) -> None:
     """Refuse a request that cannot be honoured before any model is loaded or map computed."""
-    from prunegrad_lite.attribution.pruning import check_sparsity
-    from prunegrad_lite.attribution.registry import METHODS
-
     if model_name not in EXPLAIN_MODELS:
         raise ValueError(
             f"explain works on the offline models 'fashion_mnist' and 'efficientnet_lite0', "
@@ -140,11 +138,12 @@ def explain_examples(
         if labels is not None and int(labels[n]) != c:
             row += f"\ntrue: {classes[int(labels[n])]}"
         rows.append(row)
-    # outlier pixels would set every colour scale alone: clip at the 99.5th percentile of |map|
-    shown = {name: clip_percentile(m, 99.5) for name, m in maps.items()}
+    # outlier pixels would set every colour scale alone: clip at a high percentile of |map|
+    shown = {name: clip_percentile(m, CLIP_PERCENTILE) for name, m in maps.items()}
     figure = plot_method_grid(display, shown, class_names=rows)
     figure.suptitle(
-        f"{model_name}: maps of the predicted class (clipped at the 99.5th percentile)\n"
+        f"{model_name}: maps of the predicted class (clipped at the {CLIP_PERCENTILE:g}th "
+        "percentile)\n"
         f"PruneGrad sparsity {explanation.sparsity:g}: "
         f"{explanation.kept_fraction.mean().item():.1%} of neurons kept"
     )

@@ -1,7 +1,7 @@
 """From attribution tensors to pixel maps and displayable images.
 
 An attribution ``A`` is shaped like the inputs, (N, C, H, W). The benchmarks rank *pixels*, so
-channels are reduced first (spec section 1, "Maps"):
+channels are reduced first (docs/method.md section 1, "Maps"):
 
 * ``"max_abs"``: ``max_c |A_c|``, non-negative: the ranking map of every benchmark.
 * ``"signed_max_abs"``: per pixel, the channel value of largest magnitude *with its sign*:
@@ -27,9 +27,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["REDUCTIONS", "clip_percentile", "normalize_map", "reduce_channels", "to_display_image"]
+__all__ = [
+    "CLIP_PERCENTILE",
+    "REDUCTIONS",
+    "clip_percentile",
+    "normalize_map",
+    "reduce_channels",
+    "to_display_image",
+]
 
 REDUCTIONS = ("max_abs", "signed_max_abs", "sum", "sum_abs")
+#: The percentile of ``|map|`` at which maps are clipped or scaled for display by default: a few
+#: outlier pixels would otherwise set the colour scale alone.
+CLIP_PERCENTILE = 99.5
 
 
 def _as_tensor(x: Tensor | np.ndarray) -> Tensor:
@@ -76,7 +86,9 @@ def _per_sample_quantile(m: Tensor, q: float) -> Tensor:
     return value.to(m.dtype).view(-1, *([1] * (m.ndim - 1)))
 
 
-def normalize_map(m: Tensor | np.ndarray, how: str = "max_abs", q: float = 99.5) -> Tensor:
+def normalize_map(
+    m: Tensor | np.ndarray, how: str = "max_abs", q: float = CLIP_PERCENTILE
+) -> Tensor:
     """Scale each sample's map (N, ...) into [-1, 1] ([0, 1] for a non-negative map).
 
     Parameters
@@ -85,7 +97,7 @@ def normalize_map(m: Tensor | np.ndarray, how: str = "max_abs", q: float = 99.5)
     how : ``"max_abs"`` (default; divide by ``max |m|``) or ``"percentile"`` (divide by the
         ``q``-th percentile of ``|m|`` and clip to [-1, 1], so a few extreme pixels do not
         wash out the rest).
-    q : the percentile for ``how="percentile"``; default 99.5.
+    q : the percentile for ``how="percentile"``; default :data:`CLIP_PERCENTILE` (99.5).
 
     An all-zero map stays zero. Signs are kept.
 
@@ -104,8 +116,10 @@ def normalize_map(m: Tensor | np.ndarray, how: str = "max_abs", q: float = 99.5)
     raise ValueError(f"how must be 'max_abs' or 'percentile', got {how!r}")
 
 
-def clip_percentile(m: Tensor | np.ndarray, q: float = 99.5) -> Tensor:
+def clip_percentile(m: Tensor | np.ndarray, q: float = CLIP_PERCENTILE) -> Tensor:
     """Clip each sample's map (N, ...) to ``[-p, p]``, p the ``q``-th percentile of ``|m|``.
+
+    ``q`` defaults to :data:`CLIP_PERCENTILE` (99.5).
 
     Example
     -------

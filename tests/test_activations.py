@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import hook_count
+
 from prunegrad_lite import NoActivationError, count_activation_sites, intercept_activations
 
 
@@ -40,10 +42,7 @@ class EveryKind(nn.Module):
 
 
 def _clean(model: nn.Module) -> bool:
-    return torch._C._len_torch_function_stack() == 0 and all(
-        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
-        for m in model.modules()
-    )
+    return torch._C._len_torch_function_stack() == 0 and hook_count(model) == 0
 
 
 def test_every_kind_of_call_is_a_site_and_the_output_is_unchanged():

@@ -13,6 +13,7 @@ from torch import nn
 
 import prunegrad_lite as pgl
 from prunegrad_lite.attribution.pruning import apply_masks, masks_from_scores, neuron_scores
+from helpers import hook_count
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -24,10 +25,7 @@ def _state(model: nn.Module) -> dict:
         "requires_grad": [p.requires_grad for p in model.parameters()],
         "grad": [p.grad for p in model.parameters()],
         "inplace": [getattr(m, "inplace", None) for m in model.modules()],
-        "hooks": [
-            len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-            for m in model.modules()
-        ],
+        "hooks": hook_count(model),
     }
 
 
@@ -159,6 +157,40 @@ def test_matches_independent_reference_on_torchvision_architectures(arch):
         torch.testing.assert_close(ex.attribution[n : n + 1], ref, atol=1e-9, rtol=1e-7)
         assert ex.kept_fraction[n].item() == pytest.approx(kept, abs=1e-9)
     assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2", "densenet121"])
+def test_prunegrad_function_matches_the_reference_and_is_what_the_class_runs(arch, monkeypatch):
+    import prunegrad_lite.attribution.prunegrad as module
+
+    builder, forward = ARCHITECTURES[arch]
+    model = _randomised_eval(builder)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    target = torch.tensor([1, 8])
+    before = _state(model)
+    maps = pgl.prunegrad(model, x, target, 0.8)
+    assert_unchanged(model, before)
+    for n in range(2):
+        ref, _ = reference_prunegrad(model, x[n : n + 1], int(target[n]), 0.8, forward)
+        torch.testing.assert_close(maps[n : n + 1], ref, atol=1e-9, rtol=1e-7)
+    calls = []
+    monkeypatch.setattr(module, "prunegrad", lambda *a: calls.append(a) or pgl.prunegrad(*a))
+    assert torch.equal(pgl.PruneGrad(model, sparsity=0.8).attribute(x, target), maps)  # bitwise
+    assert len(calls) == 1  # the class ran the function
+    pgl.PruneGrad(model, sparsity=0.8, scoring="random").attribute(x, target)
+    assert len(calls) == 1  # a variant takes its own path
+    assert_unchanged(model, before)
+
+
+def test_prunegrad_function_checks_like_the_class():
+    model = TwoLayer().eval()
+    model.default_sparsity = 0.5
+    x = torch.tensor([[1.0, 2.0]])
+    assert torch.equal(pgl.prunegrad(model, x), pgl.PruneGrad(model).attribute(x))
+    with pytest.raises(ValueError, match="out of range"):
+        pgl.prunegrad(model, x, target=5)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        pgl.prunegrad(model, x, sparsity=1.0)
 
 
 # ------------------------------------------------------------------------ hand-computed network

@@ -13,9 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 import prunegrad_lite as pgl
-from prunegrad_lite.attribution import prunegrad as pg_module
+from prunegrad_lite.attribution import calibration
 from prunegrad_lite.attribution.pruning import masks_from_scores, neuron_scores
-from prunegrad_lite.attribution.relu6 import CAUSES, straight_through_clip
+from prunegrad_lite.attribution.relu6 import (
+    AUTO_CLIP_TREATMENT,
+    CAUSES,
+    CLIP_TREATMENTS,
+    straight_through_clip,
+)
 from helpers import tiny_cnn
 
 
@@ -137,7 +142,7 @@ def test_relu_networks_are_identical_under_every_treatment(index):
         reference = pgl.PruneGrad(model, sparsity=sparsity, clip_treatment="spec").explain(
             x, return_masks=True
         )
-        for treatment in (*pg_module.CLIP_TREATMENTS, "auto"):
+        for treatment in (*CLIP_TREATMENTS, "auto"):
             ex = pgl.PruneGrad(model, sparsity=sparsity, clip_treatment=treatment).explain(
                 x, return_masks=True
             )
@@ -147,7 +152,7 @@ def test_relu_networks_are_identical_under_every_treatment(index):
 
 def test_clip_treatment_options_are_checked():
     model = BlockedNet().eval()
-    assert pgl.PruneGrad(model).clip_treatment == pg_module.AUTO_CLIP_TREATMENT
+    assert pgl.PruneGrad(model).clip_treatment == AUTO_CLIP_TREATMENT
     assert pgl.PruneGrad(model, scoring="random").clip_treatment == "spec"
     with pytest.raises(ValueError, match="clip_treatment must be"):
         pgl.PruneGrad(model, clip_treatment="clip")
@@ -164,7 +169,7 @@ def test_calibration_takes_the_first_crossing_of_a_non_monotone_curve(monkeypatc
         value = 0.4 if 0.3 <= s < 0.4 else (0.05 if s < 0.8 else 0.9)
         return torch.full((x.shape[0],), value)
 
-    monkeypatch.setattr(pg_module, "_changes", fake_changes)
+    monkeypatch.setattr(calibration, "_changes", fake_changes)
     model = BlockedNet().eval()
     cal = pgl.calibrate_sparsity(model, X, target_change=0.15, tol=0.002)
     assert not cal.monotone

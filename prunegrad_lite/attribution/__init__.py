@@ -21,14 +21,12 @@ from prunegrad_lite.attribution.gradients import (
     SmoothGrad,
 )
 from prunegrad_lite.attribution.guided_backprop import GuidedBackprop
+from prunegrad_lite.attribution.calibration import Calibration, calibrate_sparsity
+from prunegrad_lite.attribution.percentile import percentile_threshold
 from prunegrad_lite.attribution.prunegrad import (
-    CLIP_TREATMENTS,
     DEFAULT_SPARSITY,
-    Calibration,
     PruneGrad,
     PruneGradExplanation,
-    calibrate_sparsity,
-    pruned_perturbation,
 )
 from prunegrad_lite.attribution.pruning import (
     NeuronScores,
@@ -36,9 +34,9 @@ from prunegrad_lite.attribution.pruning import (
     apply_masks,
     masks_from_scores,
     neuron_scores,
-    percentile_threshold,
 )
-from prunegrad_lite.attribution.relu6 import ScoreDiagnosis, diagnose_scores
+from prunegrad_lite.attribution.relu6 import CLIP_TREATMENTS, ScoreDiagnosis, diagnose_scores
+from prunegrad_lite.attribution.variants import pruned_perturbation
 from prunegrad_lite.attribution.registry import (
     METHODS,
     SmoothGradSquared,

@@ -1,7 +1,7 @@
 """Finding every ReLU-family activation *call* of a model, and acting on its output.
 
-PruneGrad's neurons are the scalar outputs of ReLU-family activations (spec section 1). Module
-hooks alone miss functional calls (``F.relu``, ``torch.relu``, ``Tensor.relu``), break on
+PruneGrad's neurons are the scalar outputs of ReLU-family activations (docs/method.md section 1).
+Module hooks alone miss functional calls (``F.relu``, ``torch.relu``, ``Tensor.relu``), break on
 in-place ReLU and see a reused ``nn.ReLU`` module as one layer. Here the activation *functions*
 are intercepted for the duration of a ``with`` block with a
 :class:`torch.overrides.TorchFunctionMode`, so every call is caught, whatever wrote it:
@@ -29,9 +29,12 @@ one model at the same time and each gets exactly its single-threaded maps.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+import weakref
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 from dataclasses import dataclass
 
 import torch
@@ -47,12 +50,25 @@ __all__ = [
     "count_activation_sites",
     "intercept_activations",
     "interception_copies",
+    "lean_interception",
     "masked_activation",
+    "no_activation_error",
+    "straight_through_clip",
 ]
 
 
 class NoActivationError(ValueError):
     """Raised when a model has no ReLU-family activation, so PruneGrad has no neurons to prune."""
+
+
+def no_activation_error(model: nn.Module) -> NoActivationError:
+    """The error for a model whose forward pass calls no ReLU-family activation."""
+    return NoActivationError(
+        f"{type(model).__name__} calls no ReLU-family activation (nn.ReLU, F.relu, torch.relu, "
+        "ReLU6; module or functional, in-place or not) in its forward pass, so PruneGrad has no "
+        "neurons to score and prune. PruneGrad is defined for ReLU networks; use a plain "
+        "gradient method for this model."
+    )
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,29 @@ class ActivationModifiedError(RuntimeError):
 
 
 _COPIES = ("default", "lean", "copy")
+
+
+# models seen to modify an activation's output in place after the call: run with copies
+_MODIFYING_MODELS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+
+def lean_interception(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn(model, ...)`` with ``interception_copies("lean")``; when the model turns out to
+    modify an activation's output in place afterwards, run it again with ``"copy"`` (and from
+    then on for that model). Used as a decorator by :func:`~prunegrad_lite.prunegrad`."""
+
+    @functools.wraps(fn)
+    def run(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        if model not in _MODIFYING_MODELS:
+            try:
+                with interception_copies("lean"):
+                    return fn(model, *args, **kwargs)
+            except ActivationModifiedError:
+                _MODIFYING_MODELS.add(model)
+        with interception_copies("copy"):
+            return fn(model, *args, **kwargs)
+
+    return run
 
 
 @contextlib.contextmanager
@@ -453,9 +492,35 @@ def count_activation_sites(model: nn.Module, inputs: Tensor) -> list[ActivationS
     with torch.no_grad(), intercept_activations(model) as sites:
         model(inputs)
     if not sites:
-        raise NoActivationError(
-            f"{type(model).__name__} calls no ReLU-family activation (ReLU, ReLU6; module or "
-            "functional) in its forward pass, so PruneGrad has no neurons to score and prune. "
-            "PruneGrad is defined for ReLU networks; use a plain gradient method for this model."
-        )
+        raise no_activation_error(model)
     return sites
+
+
+class _StraightThroughClip(TorchFunctionMode):
+    """ReLU6 calls return ReLU6's value with ReLU's gradient (1 for every ``x > 0``)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        parsed = _parse_call(func, args, kwargs)
+        if parsed is None or parsed[0] != "relu6" or parsed[2]:
+            return func(*args, **kwargs)  # not ReLU6, or in place (the interception copies)
+        x = parsed[1]
+        r = torch.relu(x)
+        return r - (r - F.relu6(x)).detach()
+
+
+@contextlib.contextmanager
+def straight_through_clip() -> Iterator[None]:
+    """Inside the block, ReLU6 passes gradient through its clip as ReLU does; values unchanged.
+
+    Enter it *outside* :func:`intercept_activations` (which then sees the straight-through
+    output as the site's output). Used by ``clip_treatment="straight_through"``
+    (:mod:`~prunegrad_lite.attribution.relu6`).
+
+    Example
+    -------
+    >>> with straight_through_clip():
+    ...     y = F.relu6(x)          # same values; dy/dx = 1 where x > 0
+    """
+    with _StraightThroughClip():
+        yield

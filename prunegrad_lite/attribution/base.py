@@ -12,6 +12,7 @@ batch) or one class per sample (a list or a 1-D tensor). Scores are pre-softmax 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -24,6 +25,7 @@ __all__ = [
     "TargetLike",
     "check_inputs",
     "check_model",
+    "checked",
     "input_gradient",
     "preserve_model_state",
     "resolve_target",
@@ -277,6 +279,38 @@ def preserve_model_state(model: nn.Module) -> Iterator[None]:
             p.grad = grad
 
 
+_checked = threading.local()  # per thread: the (model, checked inputs) of the open blocks
+
+
+@contextlib.contextmanager
+def checked(model: nn.Module, inputs: Tensor) -> Iterator[Tensor]:
+    """The guard of every public entry point: check the model and the inputs, keep the model.
+
+    :func:`check_model`, then :func:`check_inputs` (yields its private copy of ``inputs`` on
+    the model's device), then :func:`preserve_model_state` for the block. A block opened inside
+    another one of the same thread for the same model and the inputs that one yielded (a public
+    step called by a public method) yields them as they are: the checks run once per call.
+
+    Example
+    -------
+    >>> with checked(model, x) as inputs:      # inputs: (N, C, H, W) on the model's device
+    ...     logits = model(inputs)
+    """
+    open_blocks = _checked.__dict__.setdefault("blocks", [])
+    if any(m is model and x is inputs for m, x in open_blocks):
+        yield inputs
+        return
+    check_model(model)
+    x = check_inputs(model, inputs)
+    entry = (model, x)
+    with preserve_model_state(model):
+        open_blocks.append(entry)
+        try:
+            yield x
+        finally:
+            del open_blocks[next(i for i, e in enumerate(open_blocks) if e is entry)]
+
+
 def input_gradient(
     model: nn.Module, inputs: Tensor, target: Tensor, *, create_graph: bool = False
 ) -> tuple[Tensor, Tensor]:
@@ -319,9 +353,7 @@ class Attribution:
         """Attribution map of ``target`` for each sample, shaped like ``inputs`` (N, C, H, W)."""
         # inference_mode(False): a call inside torch.inference_mode() still gets its gradient
         with torch.inference_mode(False):
-            check_model(self.model)
-            x = check_inputs(self.model, inputs)
-            with preserve_model_state(self.model), torch.enable_grad():
+            with checked(self.model, inputs) as x, torch.enable_grad():
                 result = self._attribute(x, target)
             if not torch.isfinite(result).all():
                 raise ValueError(

@@ -30,14 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunegrad_lite.attribution.base import (
-    Attribution,
-    TargetLike,
-    check_inputs,
-    check_model,
-    preserve_model_state,
-    target_scores,
-)
+from prunegrad_lite.attribution.base import Attribution, TargetLike, checked, target_scores
 
 __all__ = [
     "FullGrad",
@@ -203,9 +196,7 @@ class FullGrad(Attribution):
 
     def decompose(self, inputs: Tensor, target: TargetLike = None) -> FullGradDecomposition:
         """The raw decomposition of :func:`fullgrad_decomposition`, with the usual checks."""
-        check_model(self.model)
-        x = check_inputs(self.model, inputs)
-        bias_layers(self.model)
-        with preserve_model_state(self.model):
+        with checked(self.model, inputs) as x:
+            bias_layers(self.model)
             _, t = self._predict(x, target)
             return fullgrad_decomposition(self.model, x, t)

@@ -6,7 +6,7 @@ These are plain autograd, written out here (not taken from Captum) because Prune
 points, SmoothGrad's noisy copies) are laid out step-major, ``index = step * N + sample``, which
 is the layout the masks broadcast over. Captum is the oracle in the tests.
 
-Defaults (the libraries disagree; these follow the spec, section 2):
+Defaults (the libraries disagree; ours are docs/method.md section 2):
 
 * Gradient: **signed** ``dS_c/dx`` (Captum's ``Saliency`` defaults to ``abs=True``).
 * Integrated Gradients: zero baseline in normalised space, 50 steps, midpoint Riemann sum

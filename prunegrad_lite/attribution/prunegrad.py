@@ -1,40 +1,33 @@
-"""PruneGrad: the input gradient of the network pruned for this input (spec section 1).
+"""PruneGrad: the input gradient of the network pruned for this input (docs/method.md section 1).
 
-1. score every neuron for the target logit S_c (:func:`~prunegrad_lite.neuron_scores`);
+Read :func:`prunegrad` first: the whole method in three steps,
+
+1. score every neuron for the target logit S_c, ``|a * dS_c/da|``
+   (:func:`~prunegrad_lite.neuron_scores`, in :mod:`~prunegrad_lite.attribution.pruning`);
 2. prune, per sample, the neurons at or below the ``sparsity`` percentile of the scores
-   (:func:`~prunegrad_lite.masks_from_scores`);
-3. with the masks fixed, take ``dS_c^pruned / dx`` (:func:`~prunegrad_lite.apply_masks`).
+   (:func:`~prunegrad_lite.masks_from_scores`, same module, with the exact percentile of
+   :mod:`~prunegrad_lite.attribution.percentile`; the rule :data:`DEFAULT_RULE`);
+3. with the masks fixed, take ``dS_c^pruned / dx`` (:func:`~prunegrad_lite.apply_masks` and
+   :func:`~prunegrad_lite.attribution.base.input_gradient`).
 
-The third step can run another gradient method inside the pruned network (``inner``) and the
-first can score neurons differently (``scoring``), which gives the variants the paper and the
-notebooks use: the random-pruning control, PruneInt, Integrated Gradients / SmoothGrad /
-Gradient x Input in the pruned network, and the iterative perturbation.
+:class:`PruneGrad` is the Captum-shaped interface: its defaults run :func:`prunegrad`. Its options
+swap a step for a variant: a per-layer threshold, another ReLU6 treatment
+(:mod:`~prunegrad_lite.attribution.relu6`), or from :mod:`~prunegrad_lite.attribution.variants`
+the random-pruning control, PruneInt, Integrated Gradients / SmoothGrad / Gradient x Input in the
+pruned network and the iterative perturbation. :meth:`PruneGrad.explain` keeps what the steps
+computed, for teaching. Choosing the sparsity: :mod:`~prunegrad_lite.attribution.calibration`.
 """
 
 from __future__ import annotations
 
-import math
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from prunegrad_lite.attribution.activations import (
-    ActivationModifiedError,
-    ActivationSite,
-    interception_copies,
-)
-from prunegrad_lite.attribution.base import (
-    Attribution,
-    TargetLike,
-    check_inputs,
-    check_model,
-    input_gradient,
-    preserve_model_state,
-)
-from prunegrad_lite.attribution.gradients import grad_x_input, integrated_gradients, smoothgrad
+from prunegrad_lite.attribution.activations import ActivationSite, lean_interception
+from prunegrad_lite.attribution.base import Attribution, TargetLike, checked, input_gradient
+from prunegrad_lite.attribution.outputs import relative_change, target_probability
 from prunegrad_lite.attribution.pruning import (
     SCORINGS,
     THRESHOLDS,
@@ -42,90 +35,75 @@ from prunegrad_lite.attribution.pruning import (
     PruningMasks,
     apply_masks,
     check_sparsity,
-    compute_scores,
     masks_from_scores,
+    neuron_scores,
 )
+from prunegrad_lite.attribution.relu6 import (
+    AUTO_CLIP_TREATMENT,
+    CLIP_TREATMENTS,
+    check_clip_treatment,
+)
+from prunegrad_lite.attribution.variants import INNER_METHODS
+
+# Importable from here for the code written before the split into calibration.py, relu6.py and
+# variants.py (lessons/, benchmarks/reproduce.py, perf/); new code imports them from there.
+from prunegrad_lite.attribution.calibration import Calibration, calibrate_sparsity  # noqa: F401
+from prunegrad_lite.attribution.relu6 import clip_treatment_options  # noqa: F401
+from prunegrad_lite.attribution.variants import pruned_perturbation  # noqa: F401
 
 __all__ = [
-    "AUTO_CLIP_TREATMENT",
-    "CLIP_TREATMENTS",
+    "DEFAULT_RULE",
     "DEFAULT_SPARSITY",
-    "INNER_METHODS",
-    "Calibration",
     "PruneGrad",
     "PruneGradExplanation",
-    "calibrate_sparsity",
-    "check_clip_treatment",
-    "clip_treatment_options",
-    "pruned_perturbation",
+    "prunegrad",
+    "resolve_sparsity",
 ]
 
 #: Used for models that carry no calibrated default (``model.default_sparsity``): the authors'
-#: ResNet50 value. Calibrate your own with :func:`calibrate_sparsity`.
+#: ResNet50 value. Calibrate your own with :func:`~prunegrad_lite.calibrate_sparsity`.
 DEFAULT_SPARSITY = 0.7
-
-#: What PruneGrad does about clipped activations (ReLU6), for the Taylor scoring: name ->
-#: (step 2's rule, straight-through scoring). ``"spec"`` is the method as published; the others
-#: are our extension (see :mod:`prunegrad_lite.attribution.relu6`). On networks without a
-#: ReLU6 every treatment gives the spec's masks bit for bit.
-CLIP_TREATMENTS: dict[str, tuple[str, bool]] = {
-    "spec": ("spec", False),
-    "keep_active": ("keep_active", False),
-    "straight_through": ("spec", True),
-    "straight_through+keep_active": ("keep_active", True),
-}
-#: The treatment ``clip_treatment="auto"`` (the default) uses with the Taylor scoring, chosen from
-#: the measurements on EfficientNet-Lite0 in docs/relu6.md (perf/relu6_candidates.py).
-AUTO_CLIP_TREATMENT = "keep_active"
+#: Step 2's rule by default: the default clip treatment's (docs/method.md section 6). On ReLU
+#: networks it prunes exactly the published ``score <= thr``, bit for bit.
+DEFAULT_RULE = CLIP_TREATMENTS[AUTO_CLIP_TREATMENT][0]
 
 
-def pruned_perturbation(
-    model: nn.Module,
-    inputs: Tensor,
-    target: Tensor,
-    *,
-    epsilon: float = 1.0,
-    steps: int = 10,
-    step_size: float | None = None,
+def resolve_sparsity(model: nn.Module, sparsity: float | None) -> float:
+    """``sparsity``, or for None the model's calibrated ``default_sparsity`` or 0.7; checked."""
+    if sparsity is None:
+        sparsity = getattr(model, "default_sparsity", None)
+        sparsity = DEFAULT_SPARSITY if sparsity is None else sparsity  # 0.0 stays 0.0
+    return check_sparsity(sparsity)
+
+
+@lean_interception  # each activation held once, as in the plain model (docs/method.md section 7)
+def prunegrad(
+    model: nn.Module, x: Tensor, target: TargetLike = None, sparsity: float | None = None
 ) -> Tensor:
-    """Iterative perturbation: projected gradient ascent on S_c within an L2 ball around x.
+    """PruneGrad's map of ``target`` for each image of ``x`` (N, C, H, W): signed, like ``x``.
 
-    ``x_{t+1} = proj(x_t + step_size * g_t / ||g_t||)`` with ``g_t = dS_c/dx (x_t)`` and the
-    projection onto ``||x' - x||_2 <= epsilon`` (per sample, in normalised input units). Returns
-    the perturbation ``x_T - x`` (N, ...). ``step_size`` defaults to ``2.5 * epsilon / steps``.
-    With ``steps=1, step_size=epsilon`` it is ``epsilon * PruneGrad / ||PruneGrad||``: PruneGrad
-    is its one-step version. Run it inside :func:`apply_masks` to perturb the pruned network.
+    ``target``: None (the predicted class), an int or one class per sample; ``sparsity``: the
+    fraction of neurons pruned (None: ``model.default_sparsity``, else 0.7). The model is left
+    unchanged. ``PruneGrad(model, sparsity).attribute(x, target)`` runs this function.
+
+    Example
+    -------
+    >>> maps = prunegrad(model, x, sparsity=0.9)       # (N, C, H, W)
     """
-    if epsilon <= 0 or steps < 1:
-        raise ValueError(f"epsilon must be > 0 and steps >= 1, got {epsilon} and {steps}")
-    step = 2.5 * epsilon / steps if step_size is None else step_size
-    shape = (-1,) + (1,) * (inputs.ndim - 1)
-    delta = torch.zeros_like(inputs)
-    for _ in range(steps):  # iterations of the ascent; every sample of the batch at once
-        g, _ = input_gradient(model, inputs + delta, target)
-        g_norm = g.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
-        delta = delta + step * g / g_norm
-        d_norm = delta.flatten(1).norm(dim=1).view(shape)
-        delta = delta * torch.clamp(epsilon / d_norm.clamp_min(1e-12), max=1.0)
-    return delta
-
-
-def _inner_gradient(model, x, t, **opts):
-    return input_gradient(model, x, t)[0]
-
-
-#: Methods that step 3 can run inside the pruned network: name -> f(model, x, target, **options).
-INNER_METHODS: dict[str, Callable[..., Tensor]] = {
-    "gradient": _inner_gradient,
-    "grad_x_input": grad_x_input,
-    "integrated_gradients": integrated_gradients,
-    "smoothgrad": smoothgrad,
-    "perturbation": pruned_perturbation,
-}
-
-
-# models seen to modify an activation's output in place after the call: run with copies
-_MODIFYING_MODELS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+    sparsity = resolve_sparsity(model, sparsity)
+    # check the model and x (a private copy on the model's device); the model is restored on exit
+    with checked(model, x) as inputs:
+        # step 1: score every neuron of every ReLU call for the target logit S_c: |a * dS_c/da|
+        scores = neuron_scores(
+            model, inputs, target, activations="relu6"
+        )  # relu6: what step 2 reads
+        # step 2: per sample, prune the neurons scoring at or below the sparsity percentile
+        masks = masks_from_scores(scores, sparsity, "global", DEFAULT_RULE)
+        target, scores = scores.target, None  # (N,) classes; the scores are freed before step 3
+        # step 3: with the masks fixed, the input gradient of S_c in the pruned network
+        with apply_masks(model, masks):
+            grad, _ = input_gradient(model, inputs, target)  # (N, C, H, W)
+    return grad.to(x.device)
 
 
 @dataclass
@@ -150,17 +128,17 @@ class PruneGradExplanation:
     @property
     def prob(self) -> Tensor:
         """Target softmax probability of the unpruned network (N,)."""
-        return self.logits.softmax(-1).gather(1, self.target.view(-1, 1)).squeeze(1)
+        return target_probability(self.logits, self.target)
 
     @property
     def pruned_prob(self) -> Tensor:
         """Target softmax probability of the pruned network (N,)."""
-        return self.pruned_logits.softmax(-1).gather(1, self.target.view(-1, 1)).squeeze(1)
+        return target_probability(self.pruned_logits, self.target)
 
     @property
     def prob_change(self) -> Tensor:
         """Relative change of the target probability caused by pruning, ``|p - p'| / p`` (N,)."""
-        return (self.prob - self.pruned_prob).abs() / self.prob.clamp_min(1e-12)
+        return relative_change(self.pruned_prob, self.prob)
 
     @property
     def neurons_per_site(self) -> list[int]:
@@ -234,10 +212,7 @@ class PruneGrad(Attribution):
         clip_treatment: str = "auto",
     ) -> None:
         super().__init__(model)
-        if sparsity is None:
-            sparsity = getattr(model, "default_sparsity", None)
-            sparsity = DEFAULT_SPARSITY if sparsity is None else sparsity  # 0.0 stays 0.0
-        self.sparsity = check_sparsity(sparsity)
+        self.sparsity = resolve_sparsity(model, sparsity)
         if threshold not in THRESHOLDS:
             raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
         if scoring not in SCORINGS:
@@ -263,9 +238,9 @@ class PruneGrad(Attribution):
             return self.seed
         return None if self.seed is None else torch.Generator().manual_seed(self.seed)
 
-    # The steps, one by one, on checked inputs (public entry points below check and guard).
+    # The variants' steps, on inputs checked by the public entry points (attribute, explain).
     def _scores(self, x: Tensor, target: TargetLike, activations: str = "all") -> NeuronScores:
-        return compute_scores(
+        return neuron_scores(
             self.model,
             x,
             target,
@@ -294,19 +269,11 @@ class PruneGrad(Attribution):
     def _run(
         self, x: Tensor, target: TargetLike, keep_scores: bool = False
     ) -> tuple[NeuronScores, PruningMasks, Tensor, Tensor | None]:
-        # Lean interception holds each activation once (as the plain model does); a model that
-        # modifies an activation's output in place afterwards is rerun with copies.
-        if self.model not in _MODIFYING_MODELS:
-            try:
-                with interception_copies("lean"):
-                    return self._steps(x, target, keep_scores)
-            except ActivationModifiedError:
-                _MODIFYING_MODELS.add(self.model)
-        with interception_copies("copy"):
-            return self._steps(x, target, keep_scores)
+        return lean_interception(PruneGrad._steps)(self.model, self, x, target, keep_scores)
 
+    @staticmethod
     def _steps(
-        self, x: Tensor, target: TargetLike, keep_scores: bool
+        model: nn.Module, self: PruneGrad, x: Tensor, target: TargetLike, keep_scores: bool
     ) -> tuple[NeuronScores, PruningMasks, Tensor, Tensor | None]:
         scores = self._scores(x, target, "all" if keep_scores else "relu6")
         rule = CLIP_TREATMENTS[self.clip_treatment][0]
@@ -318,7 +285,10 @@ class PruneGrad(Attribution):
         return scores, masks, attribution, pruned_logits
 
     def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
-        return self._run(inputs, target)[2]
+        options = (self.scoring, self.threshold, self.inner, CLIP_TREATMENTS[self.clip_treatment])
+        if options == ("taylor", "global", "gradient", (DEFAULT_RULE, False)):
+            return prunegrad(self.model, inputs, target, self.sparsity)  # the method itself
+        return self._run(inputs, target)[2]  # a variant (docs/method.md section 1, "Variants")
 
     def explain(
         self,
@@ -329,9 +299,7 @@ class PruneGrad(Attribution):
         return_masks: bool = False,
     ) -> PruneGradExplanation:
         """Run PruneGrad and return the map with what the steps computed along the way."""
-        check_model(self.model)
-        x = check_inputs(self.model, inputs)
-        with preserve_model_state(self.model), torch.enable_grad():
+        with checked(self.model, inputs) as x, torch.enable_grad():
             scores, masks, attribution, pruned_logits = self._run(x, target, return_scores)
             if pruned_logits is None:
                 with torch.no_grad(), apply_masks(self.model, masks):
@@ -352,179 +320,5 @@ class PruneGrad(Attribution):
 
     def neuron_scores(self, inputs: Tensor, target: TargetLike = None) -> NeuronScores:
         """Step 1 alone, with the same checks and guarantees as :meth:`attribute`."""
-        check_model(self.model)
-        x = check_inputs(self.model, inputs)
-        with preserve_model_state(self.model):
+        with checked(self.model, inputs) as x:
             return self._scores(x, target)
-
-
-def check_clip_treatment(clip_treatment: str, scoring: str) -> str:
-    """Resolve ``"auto"`` and check the treatment fits the scoring; returns a key of
-    :data:`CLIP_TREATMENTS` (always ``"spec"`` for the non-Taylor scorings)."""
-    if clip_treatment == "auto":
-        return AUTO_CLIP_TREATMENT if scoring == "taylor" else "spec"
-    if clip_treatment not in CLIP_TREATMENTS:
-        raise ValueError(
-            f"clip_treatment must be 'auto' or one of {tuple(CLIP_TREATMENTS)}, "
-            f"got {clip_treatment!r}"
-        )
-    if clip_treatment != "spec" and scoring != "taylor":
-        raise ValueError(
-            f"clip_treatment={clip_treatment!r} applies to the 'taylor' scoring only, got "
-            f"scoring={scoring!r}; use clip_treatment='spec' (or 'auto')"
-        )
-    return clip_treatment
-
-
-def clip_treatment_options(clip_treatment: str, scoring: str = "taylor") -> tuple[str, bool]:
-    """``(rule, straight_through)`` for :func:`masks_from_scores` and :func:`compute_scores`.
-
-    Example
-    -------
-    >>> rule, st = clip_treatment_options("auto")
-    >>> masks = masks_from_scores(compute_scores(model, x, straight_through=st), 0.5, rule=rule)
-    """
-    return CLIP_TREATMENTS[check_clip_treatment(clip_treatment, scoring)]
-
-
-@dataclass
-class Calibration:
-    """Result of :func:`calibrate_sparsity`: the chosen sparsity and the whole curve."""
-
-    sparsity: float  # the calibrated sparsity
-    change: float  # mean relative probability change it gives
-    target_change: float
-    evaluated: list[tuple[float, float]]  # (sparsity, mean change) pairs, sorted by sparsity
-    rule: str = "first crossing"  # how the sparsity was chosen (see calibrate_sparsity)
-    per_sample: list[tuple[float, list[float]]] = field(default_factory=list, repr=False)
-
-    @property
-    def monotone(self) -> bool:
-        """Whether the mean change never decreases along the evaluated sparsities."""
-        changes = [c for _, c in self.evaluated]
-        return all(b >= a for a, b in zip(changes, changes[1:]))
-
-    def curve_table(self) -> str:
-        """The whole curve as text: sparsity, mean change, and a mark at the chosen point."""
-        rows = [f"{'sparsity':>9} {'mean |dp|/p':>12}"]
-        for s, c in self.evaluated:
-            mark = "  <- chosen" if s == self.sparsity else ""
-            rows.append(f"{s:>9.4f} {c:>12.4f}{mark}")
-        rows.append(
-            f"target {self.target_change:g}; rule: {self.rule}; "
-            f"curve {'monotone' if self.monotone else 'NOT monotone'}"
-        )
-        return "\n".join(rows)
-
-
-def _changes(
-    model: nn.Module,
-    x: Tensor,
-    scores: NeuronScores,
-    sparsity: float,
-    threshold: str,
-    rule: str = "spec",
-) -> Tensor:
-    """Relative change of the target probability per sample, (N,), at one sparsity."""
-    masks = masks_from_scores(scores, sparsity, threshold, rule)
-    with torch.no_grad(), apply_masks(model, masks):
-        pruned = model(x)
-    p = scores.logits.softmax(-1).gather(1, scores.target.view(-1, 1)).squeeze(1)
-    q = pruned.softmax(-1).gather(1, scores.target.view(-1, 1)).squeeze(1)
-    return ((p - q).abs() / p.clamp_min(1e-12)).cpu()
-
-
-def calibrate_sparsity(
-    model: nn.Module,
-    inputs: Tensor,
-    target: TargetLike = None,
-    target_change: float = 0.15,
-    *,
-    threshold: str = "global",
-    scoring: str = "taylor",
-    clip_treatment: str = "auto",
-    tol: float = 0.002,
-    max_sparsity: float = 0.999,
-    grid: int = 20,
-) -> Calibration:
-    """The sparsity at which pruning changes the target probability by ``target_change`` on average.
-
-    The change is relative, ``mean_n |p_c(x_n) - p_c^pruned(x_n)| / p_c(x_n)``, as in the
-    authors' choice of 90% (VGG16) and 70-75% (ResNet50) for about 15%. Scores are computed once
-    (with the same ``clip_treatment`` as :class:`PruneGrad`).
-
-    Rule ("first crossing"), written for curves that need not be monotone (ReLU6 networks under
-    the spec's rule): the curve is evaluated on a grid of ``grid`` sparsities ``k / grid`` plus
-    ``max_sparsity``; the first grid point whose change reaches the target and the one before it
-    bracket the crossing, which bisection refines to within ``tol``; the closer of the two ends
-    is returned. The result is the smallest sparsity (to the grid's resolution) at which the
-    change reaches the target; on a monotone curve that is the only crossing, as a plain
-    bisection would find. If no point reaches the target, the point with the largest change is
-    returned. ``evaluated`` holds the whole curve (``curve_table()`` prints it, ``monotone``
-    says whether it was), ``per_sample`` the per-sample changes on the grid.
-
-    Example
-    -------
-    >>> cal = calibrate_sparsity(model, x_val[:256])
-    >>> cal.sparsity, cal.change; print(cal.curve_table())
-    """
-    if not 0.0 < target_change < 1.0:
-        raise ValueError(f"target_change must be in (0, 1), got {target_change}")
-    if not tol > 0:
-        raise ValueError(f"tol must be > 0 (the bisection's sparsity tolerance), got {tol}")
-    check_sparsity(max_sparsity)
-    if grid < 2:
-        raise ValueError(f"grid must be >= 2, got {grid}")
-    treatment = check_clip_treatment(clip_treatment, scoring)
-    rule, straight_through = CLIP_TREATMENTS[treatment]
-    check_model(model)
-    x = check_inputs(model, inputs)
-    with preserve_model_state(model):
-        scores = compute_scores(
-            model,
-            x,
-            target,
-            scoring,
-            generator=torch.Generator().manual_seed(0),
-            straight_through=straight_through,
-        )
-        evaluated: dict[float, float] = {}
-        per_sample: dict[float, list[float]] = {}
-
-        def change(s: float) -> float:
-            if s not in evaluated:
-                per = _changes(model, x, scores, s, threshold, rule)
-                evaluated[s] = per.mean().item()
-                per_sample[s] = per.tolist()
-            return evaluated[s]
-
-        points = sorted({round(k / grid, 6) for k in range(1, grid)} | {max_sparsity})
-        points = [p for p in points if p <= max_sparsity]
-        curve = [change(p) for p in points]  # the whole curve, always
-        first = next((i for i, c in enumerate(curve) if c >= target_change), None)
-        if first is None:
-            best = max(points, key=change)
-        else:
-            lo, hi = (points[first - 1] if first > 0 else 0.0), points[first]
-            if lo == 0.0:
-                evaluated.setdefault(0.0, 0.0)
-                per_sample.setdefault(0.0, [0.0] * x.shape[0])
-            for _ in range(max(1, math.ceil(math.log2(max(hi - lo, tol) / tol)))):
-                if hi - lo <= tol:
-                    break
-                mid = 0.5 * (lo + hi)
-                if change(mid) < target_change:
-                    lo = mid
-                else:
-                    hi = mid
-            best = lo if abs(change(lo) - target_change) <= abs(change(hi) - target_change) else hi
-        best = round(best, 4)
-        change(best)  # the change reported is the one at the returned (rounded) sparsity
-    return Calibration(
-        best,
-        evaluated[best],
-        target_change,
-        sorted(evaluated.items()),
-        "first crossing",
-        sorted(per_sample.items()),
-    )

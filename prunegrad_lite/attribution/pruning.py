@@ -1,19 +1,18 @@
-"""PruneGrad's steps 1 and 2: neuron importance scores and input-specific pruning masks.
+"""PruneGrad's steps, in order: neuron scores, input-specific pruning masks, the pruned network.
 
 Step 1 (:func:`neuron_scores`) scores every neuron, i.e. every scalar output of every ReLU-family
-activation call, for one target logit S_c:
-
-* ``"taylor"`` (PruneGrad): ``|a * dS_c/da|``, one forward and one backward pass;
-* ``"integrated_gradients"`` (PruneInt): ``|a * mean_alpha dS_c/da (alpha a)|`` with
-  ``alpha in {0, 0.1, ..., 1}``, site by site (the site's output is scaled, the rest is not);
-* ``"random"`` (the control): i.i.d. uniform scores from a seeded generator.
+activation call, for one target logit S_c: ``|a * dS_c/da|``, one forward and one backward pass
+(``scoring="taylor"``, the method; the other scorings are variants, see
+:mod:`~prunegrad_lite.attribution.variants`).
 
 Step 2 (:func:`masks_from_scores`) prunes, for each sample separately, every neuron whose score is
 ``<= thr``, with ``thr`` the ``100 * sparsity`` percentile of that sample's scores (linear
 interpolation, as numpy's default), over all sites at once (``"global"``, the default) or within
 each site (``"layer"``). The percentile is an exact selection, not a sort
-(:mod:`~prunegrad_lite.attribution.percentile`). :func:`apply_masks` then runs the model with
-the masks multiplied into the activations.
+(:mod:`~prunegrad_lite.attribution.percentile`).
+
+Step 3 (:func:`apply_masks`) runs the model with the masks multiplied into the activations; the
+gradient of the pruned network is then plain autograd (docs/method.md section 1).
 """
 
 from __future__ import annotations
@@ -29,16 +28,12 @@ from prunegrad_lite.attribution.activations import (
     ActivationSite,
     NoActivationError,
     intercept_activations,
+    no_activation_error,
+    straight_through_clip,
 )
-from prunegrad_lite.attribution.base import (
-    TargetLike,
-    check_inputs,
-    check_model,
-    preserve_model_state,
-    resolve_target,
-    target_scores,
-)
+from prunegrad_lite.attribution.base import TargetLike, checked, resolve_target, target_scores
 from prunegrad_lite.attribution.percentile import percentile_threshold
+from prunegrad_lite.attribution.variants import integrated_scores, random_scores
 
 __all__ = [
     "RULES",
@@ -48,10 +43,8 @@ __all__ = [
     "PruningMasks",
     "apply_masks",
     "check_sparsity",
-    "compute_scores",
     "masks_from_scores",
     "neuron_scores",
-    "percentile_threshold",
     "rule_keys",
 ]
 
@@ -61,6 +54,8 @@ THRESHOLDS = ("global", "layer")
 #: extension for clipped activations, see :mod:`~prunegrad_lite.attribution.relu6`) never counts
 #: an active neuron with score 0 at a ReLU6 site as unimportant. Identical on ReLU networks.
 RULES = ("spec", "keep_active")
+
+# --------------------------------------------------------------------------- step 1: scores
 
 
 @dataclass
@@ -83,6 +78,134 @@ class NeuronScores:
     def flat(self) -> Tensor:
         """All scores of each sample in one row, (N, M) with M the neurons per sample."""
         return torch.cat([s.flatten(1) for s in self.scores], dim=1)
+
+
+def _taylor(
+    model: nn.Module,
+    inputs: Tensor,
+    target: TargetLike,
+    straight_through: bool = False,
+    activations: str = "all",
+) -> NeuronScores:
+    """``|a * dS/da|`` for every neuron: one forward and one backward pass.
+
+    A hook on the node that made each ``a`` turns its gradient into the score once that node
+    has run, so the gradients are never all held at once, and, when ``a`` is not kept
+    (``activations="relu6"`` keeps only the ReLU6 sites', all ``rule="keep_active"`` reads),
+    the score is written into ``a``'s own memory: step 1 then holds what a plain gradient does.
+    """
+    acts: list[Tensor | None] = []
+    scores: list[Tensor | None] = []
+
+    def record(site: ActivationSite, out: Tensor) -> Tensor:
+        i = len(scores)
+        scores.append(None)
+        keep = activations == "all" or site.kind == "relu6"
+        acts.append(out.detach() if keep else None)
+        if out.grad_fn is not None:  # else not in the graph: its score stays 0
+            a = out.detach()
+
+            def to_score(grad_inputs, grad_outputs, _i=i, _a=a, _keep=keep) -> None:
+                g = grad_outputs[0]  # dS/da, summed over every use of a; backward is done with a
+                if g is not None:
+                    scores[_i] = (g * _a).abs() if _keep else _a.mul_(g).abs_()
+
+            out.grad_fn.register_hook(to_score)
+        return out
+
+    clip = straight_through_clip() if straight_through else contextlib.nullcontext()
+    with torch.enable_grad():
+        x = inputs.detach().requires_grad_(True)  # so every activation is in the graph
+        with clip, intercept_activations(model, record) as sites:
+            logits = model(x)  # (N, K)
+        if not sites:
+            raise no_activation_error(model)
+        t = resolve_target(target, logits)
+        torch.autograd.grad(target_scores(logits, t).sum(), x, allow_unused=True)  # hooks fire
+    scores = [
+        torch.zeros((inputs.shape[0], *site.shape), dtype=inputs.dtype, device=inputs.device)
+        if s is None
+        else s
+        for s, site in zip(scores, sites)
+    ]
+    return NeuronScores(list(sites), scores, logits.detach(), t, "taylor", acts)
+
+
+def _sites_and_logits(model: nn.Module, inputs: Tensor) -> tuple[list[ActivationSite], Tensor]:
+    with torch.no_grad(), intercept_activations(model) as sites:
+        logits = model(inputs)
+    if not sites:
+        raise no_activation_error(model)
+    return list(sites), logits
+
+
+def neuron_scores(
+    model: nn.Module,
+    inputs: Tensor,
+    target: TargetLike = None,
+    scoring: str = "taylor",
+    *,
+    generator: torch.Generator | None = None,
+    alphas: int = 11,
+    internal_batch_size: int | None = None,
+    straight_through: bool = False,
+    activations: str = "all",
+) -> NeuronScores:
+    """Step 1: importance score of every neuron of every activation site, per sample.
+
+    ``target=None`` explains the class the unpruned network predicts. ``scoring`` is
+    ``"taylor"`` (``|a * dS/da|``, one forward and one backward pass), ``"integrated_gradients"``
+    (PruneInt, ``alphas`` points from 0 to 1, one pass per site) or ``"random"`` (uniform scores
+    from ``generator``: the random-pruning control). ``straight_through=True`` (Taylor only)
+    takes ``dS/da`` with ReLU's gradient through every ReLU6 clip (our extension, see
+    :mod:`~prunegrad_lite.attribution.relu6`; no effect on ReLU networks). Inputs are checked like
+    :meth:`PruneGrad.attribute` and moved to the model's device; the model is left unchanged.
+    ``activations`` (Taylor): ``"all"`` keeps every site's activations in the result,
+    ``"relu6"`` only the ReLU6 sites' (all ``rule="keep_active"`` reads; less memory).
+
+    Example
+    -------
+    >>> s = neuron_scores(model, x)
+    >>> [(site.name, sc.shape) for site, sc in zip(s.sites, s.scores)]
+    """
+    if activations not in ("all", "relu6"):
+        raise ValueError(f"activations must be 'all' or 'relu6', got {activations!r}")
+    with checked(model, inputs) as x:
+        if straight_through and scoring != "taylor":
+            raise ValueError(f"straight_through applies to the 'taylor' scoring, not {scoring!r}")
+        if scoring == "taylor":
+            return _taylor(model, x, target, straight_through, activations)
+        if scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+        if scoring == "integrated_gradients" and alphas < 2:
+            raise ValueError(f"alphas must be >= 2 (0 and 1 included), got {alphas}")
+        sites, logits = _sites_and_logits(model, x)
+        if scoring == "random":
+            scores = random_scores(sites, x, generator)
+            return NeuronScores(sites, scores, logits, resolve_target(target, logits), "random")
+        t = resolve_target(target, logits)
+        scores = integrated_scores(model, x, t, sites, alphas, internal_batch_size)
+        return NeuronScores(sites, scores, logits, t, "integrated_gradients")
+
+
+#: The unchecked twin of :func:`neuron_scores` is gone (the checks run once per call, see
+#: :func:`~prunegrad_lite.attribution.base.checked`); this name stays for ``lessons/`` until they
+#: call :func:`neuron_scores`.
+compute_scores = neuron_scores
+
+# ---------------------------------------------------------------------------- step 2: masks
+
+
+def check_sparsity(sparsity: float) -> float:
+    """Return ``sparsity`` as a float after checking it lies in [0, 1)."""
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+        raise TypeError(f"sparsity must be a number in [0, 1), got {type(sparsity).__name__}")
+    if not 0.0 <= float(sparsity) < 1.0:
+        raise ValueError(
+            f"sparsity must be in [0, 1) (the fraction of neurons pruned), got {sparsity}; "
+            "e.g. 0.9 prunes 90% of the neurons"
+        )
+    return float(sparsity)
 
 
 @dataclass
@@ -117,18 +240,6 @@ class PruningMasks:
         """Masks that keep every neuron (the unpruned network)."""
         masks = [torch.ones((n, *s.shape), dtype=torch.bool, device=device) for s in sites]
         return cls(masks, torch.full((n,), float("-inf"), dtype=torch.float64), 0.0, "global")
-
-
-def check_sparsity(sparsity: float) -> float:
-    """Return ``sparsity`` as a float after checking it lies in [0, 1)."""
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
-        raise TypeError(f"sparsity must be a number in [0, 1), got {type(sparsity).__name__}")
-    if not 0.0 <= float(sparsity) < 1.0:
-        raise ValueError(
-            f"sparsity must be in [0, 1) (the fraction of neurons pruned), got {sparsity}; "
-            "e.g. 0.9 prunes 90% of the neurons"
-        )
-    return float(sparsity)
 
 
 def _keep(scores: Tensor, thr: Tensor) -> Tensor:
@@ -222,6 +333,9 @@ def rule_keys(scores: NeuronScores) -> list[Tensor]:
     return keys
 
 
+# --------------------------------------------------------------- step 3: the pruned network
+
+
 @contextlib.contextmanager
 def apply_masks(model: nn.Module, masks: PruningMasks | Sequence[Tensor]) -> Iterator[None]:
     """Run ``model`` inside the block as the pruned network: activation ``l`` becomes ``a * m_l``.
@@ -267,209 +381,3 @@ def apply_masks(model: nn.Module, masks: PruningMasks | Sequence[Tensor]) -> Ite
 
     with intercept_activations(model, handler, names=False):
         yield
-
-
-# --------------------------------------------------------------------------- step 1: scores
-
-
-def _taylor(
-    model: nn.Module,
-    inputs: Tensor,
-    target: TargetLike,
-    straight_through: bool = False,
-    activations: str = "all",
-) -> NeuronScores:
-    """``|a * dS/da|`` at every site, each computed by a hook when backward reaches ``a``.
-
-    A hook turns each site's gradient into its score as soon as backward has it, so the
-    gradients are never all held at once. ``activations="relu6"`` keeps only the ReLU6 sites'
-    activations (all ``rule="keep_active"`` reads); the others are then ``None``.
-    """
-    from prunegrad_lite.attribution.relu6 import straight_through_clip
-
-    acts: list[Tensor | None] = []
-    scores: list[Tensor | None] = []
-
-    def record(site: ActivationSite, out: Tensor) -> Tensor:
-        i = len(scores)
-        scores.append(None)
-        keep = activations == "all" or site.kind == "relu6"
-        acts.append(out.detach() if keep else None)
-        if out.grad_fn is None:
-            return out  # not in the graph: its score stays 0
-        a = out.detach()
-
-        def to_score(grad_inputs, grad_outputs, _i: int = i, _a: Tensor = a, _keep=keep) -> None:
-            # runs once the node that made ``a`` has taken its gradient: ``a`` is no longer
-            # needed by backward, so, when it is not kept, its memory becomes the score
-            g = grad_outputs[0]  # dS/da, summed over every use of a
-            if g is not None:
-                scores[_i] = (g * _a).abs() if _keep else _a.mul_(g).abs_()
-
-        out.grad_fn.register_hook(to_score)
-        return out
-
-    clip = straight_through_clip() if straight_through else contextlib.nullcontext()
-    with torch.enable_grad():
-        x = inputs.detach().requires_grad_(True)  # so every activation is in the graph
-        with clip, intercept_activations(model, record) as sites:
-            logits = model(x)  # (N, K)
-        if not sites:
-            raise _no_sites(model)
-        t = resolve_target(target, logits)
-        torch.autograd.grad(target_scores(logits, t).sum(), x, allow_unused=True)  # hooks fire
-    shapes = [(inputs.shape[0], *site.shape) for site in sites]
-    scores = [  # a site the target does not depend on scores 0
-        torch.zeros(shape, dtype=inputs.dtype, device=inputs.device) if s is None else s
-        for s, shape in zip(scores, shapes)
-    ]
-    return NeuronScores(list(sites), scores, logits.detach(), t, "taylor", acts)
-
-
-def _sites_and_logits(model: nn.Module, inputs: Tensor) -> tuple[list[ActivationSite], Tensor]:
-    with torch.no_grad(), intercept_activations(model) as sites:
-        logits = model(inputs)
-    if not sites:
-        raise _no_sites(model)
-    return list(sites), logits
-
-
-def _random(
-    model: nn.Module, inputs: Tensor, target: TargetLike, generator: torch.Generator | None
-) -> NeuronScores:
-    sites, logits = _sites_and_logits(model, inputs)
-    n = inputs.shape[0]
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    scores = [
-        torch.rand((n, *s.shape), generator=generator, device=gen_device).to(inputs.device)
-        for s in sites
-    ]
-    return NeuronScores(sites, scores, logits, resolve_target(target, logits), "random")
-
-
-def _integrated(
-    model: nn.Module,
-    inputs: Tensor,
-    target: TargetLike,
-    alphas: int,
-    internal_batch_size: int | None,
-) -> NeuronScores:
-    """PruneInt: per site, ``|a * mean over alpha of dS/da evaluated at alpha * a|``."""
-    sites, logits = _sites_and_logits(model, inputs)
-    t = resolve_target(target, logits)
-    n = inputs.shape[0]
-    alpha = torch.linspace(0.0, 1.0, alphas, dtype=inputs.dtype, device=inputs.device)
-    per_chunk = max(1, (internal_batch_size or 64) // n)
-    scores: list[Tensor] = []
-    for site in sites:  # a loop over layers; all samples and alphas are batched
-        grad_sum = torch.zeros((n, *site.shape), dtype=inputs.dtype, device=inputs.device)
-        act = None
-        for start in range(0, alphas, per_chunk):
-            a_chunk = alpha[start : start + per_chunk]  # (k,)
-            k = a_chunk.shape[0]
-            captured: list[Tensor] = []
-
-            def scale(
-                s: ActivationSite, out: Tensor, _a=a_chunk, _k=k, _cap=captured, _site=site
-            ) -> Tensor:
-                if s.index != _site.index:
-                    return out
-                scaled = out.view(_k, n, *_site.shape) * _a.view(-1, 1, *([1] * len(_site.shape)))
-                scaled = scaled.view(out.shape)
-                _cap.append((out, scaled))
-                return scaled
-
-            with torch.enable_grad():
-                x = inputs.detach().repeat(k, *([1] * (inputs.ndim - 1))).requires_grad_(True)
-                with intercept_activations(model, scale, names=False):
-                    out_logits = model(x)
-                out, scaled = captured[0]
-                (g,) = torch.autograd.grad(
-                    target_scores(out_logits, t.repeat(k)).sum(), scaled, allow_unused=True
-                )
-            if g is not None:
-                grad_sum += g.view(k, n, *site.shape).sum(0)
-            act = out.detach().view(k, n, *site.shape)[0]
-        scores.append((act * grad_sum / alphas).abs())
-    return NeuronScores(sites, scores, logits, t, "integrated_gradients")
-
-
-def _no_sites(model: nn.Module) -> NoActivationError:
-    return NoActivationError(
-        f"{type(model).__name__} calls no ReLU-family activation (nn.ReLU, F.relu, torch.relu, "
-        "ReLU6; module or functional, in-place or not) in its forward pass, so PruneGrad has no "
-        "neurons to score and prune. PruneGrad is defined for ReLU networks."
-    )
-
-
-def compute_scores(
-    model: nn.Module,
-    inputs: Tensor,
-    target: TargetLike = None,
-    scoring: str = "taylor",
-    *,
-    generator: torch.Generator | None = None,
-    alphas: int = 11,
-    internal_batch_size: int | None = None,
-    straight_through: bool = False,
-    activations: str = "all",
-) -> NeuronScores:
-    """:func:`neuron_scores` without the input checks, for inputs already checked and on device.
-
-    ``activations`` (Taylor): ``"all"`` keeps every site's activations in the result,
-    ``"relu6"`` only the ReLU6 sites' (what ``rule="keep_active"`` needs; less memory).
-    """
-    if activations not in ("all", "relu6"):
-        raise ValueError(f"activations must be 'all' or 'relu6', got {activations!r}")
-    if straight_through and scoring != "taylor":
-        raise ValueError(f"straight_through applies to the 'taylor' scoring, not {scoring!r}")
-    if scoring == "taylor":
-        return _taylor(model, inputs, target, straight_through, activations)
-    if scoring == "random":
-        return _random(model, inputs, target, generator)
-    if scoring == "integrated_gradients":
-        if alphas < 2:
-            raise ValueError(f"alphas must be >= 2 (0 and 1 included), got {alphas}")
-        return _integrated(model, inputs, target, alphas, internal_batch_size)
-    raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
-
-
-def neuron_scores(
-    model: nn.Module,
-    inputs: Tensor,
-    target: TargetLike = None,
-    scoring: str = "taylor",
-    *,
-    generator: torch.Generator | None = None,
-    alphas: int = 11,
-    internal_batch_size: int | None = None,
-    straight_through: bool = False,
-) -> NeuronScores:
-    """Step 1: importance score of every neuron of every activation site, per sample.
-
-    ``target=None`` explains the class the unpruned network predicts. ``scoring`` is
-    ``"taylor"`` (``|a * dS/da|``, one forward and one backward pass), ``"integrated_gradients"``
-    (PruneInt, ``alphas`` points from 0 to 1, one pass per site) or ``"random"`` (uniform scores
-    from ``generator``: the random-pruning control). ``straight_through=True`` (Taylor only)
-    takes ``dS/da`` with ReLU's gradient through every ReLU6 clip (our extension, see
-    :mod:`~prunegrad_lite.attribution.relu6`; no effect on ReLU networks). Inputs are checked like
-    :meth:`PruneGrad.attribute` and moved to the model's device; the model is left unchanged.
-
-    Example
-    -------
-    >>> s = neuron_scores(model, x)
-    >>> [(site.name, sc.shape) for site, sc in zip(s.sites, s.scores)]
-    """
-    check_model(model)
-    x = check_inputs(model, inputs)
-    with preserve_model_state(model):
-        return compute_scores(
-            model,
-            x,
-            target,
-            scoring,
-            generator=generator,
-            alphas=alphas,
-            internal_batch_size=internal_batch_size,
-            straight_through=straight_through,
-        )

@@ -13,14 +13,14 @@ name                     method
 ``fullgrad``             :class:`FullGrad`
 ``random``               :class:`RandomMap` (control)
 ``edge``                 :class:`EdgeMap` (control, model-independent)
-``prunegrad``            ``PruneGrad`` (Taylor scores, global threshold)
-``prunegrad_random``     ``PruneGrad(scoring="random")``: random pruning control
-``pruneint``             ``PruneGrad(scoring="integrated_gradients")``: PruneInt
-``prunegrad_layer``      ``PruneGrad(threshold="layer")``: per-layer threshold
+``prunegrad``            :class:`PruneGrad` (Taylor scores, global threshold)
+``prunegrad_random``     :class:`PruneGradRandom`: random pruning control
+``pruneint``             :class:`PruneInt`: Integrated-Gradients scores
+``prunegrad_layer``      :class:`PruneGradLayer`: per-layer threshold
 ======================== ============================================================
 
-The PruneGrad entries import :mod:`prunegrad_lite.attribution.prunegrad` only when they are
-called, and build (once) a real subclass of ``PruneGrad`` with the variant's option fixed.
+The last three are subclasses of ``PruneGrad`` with one option fixed (docs/method.md section 1,
+"Variants").
 """
 
 from __future__ import annotations
@@ -40,8 +40,17 @@ from prunegrad_lite.attribution.gradients import (
     SmoothGrad,
 )
 from prunegrad_lite.attribution.guided_backprop import GuidedBackprop
+from prunegrad_lite.attribution.prunegrad import PruneGrad
 
-__all__ = ["METHODS", "SmoothGradSquared", "attribute", "get_method"]
+__all__ = [
+    "METHODS",
+    "PruneGradLayer",
+    "PruneGradRandom",
+    "PruneInt",
+    "SmoothGradSquared",
+    "attribute",
+    "get_method",
+]
 
 
 class SmoothGradSquared(SmoothGrad):
@@ -63,55 +72,38 @@ class SmoothGradSquared(SmoothGrad):
         super().__init__(model, squared=True, **options)
 
 
-class _LazyPruneGrad(Attribution):
-    """A registry entry for ``PruneGrad`` with some options fixed, imported on first use.
+class _FixedPruneGrad(PruneGrad):
+    """``PruneGrad`` with the options in ``fixed`` set; passing one with another value is an error."""
 
-    Calling the entry returns an instance of a subclass of ``PruneGrad`` (built once) whose
-    ``name`` is the entry's name. Passing a fixed option with another value is an error.
-    """
-
-    name = "prunegrad"
     fixed: ClassVar[dict[str, Any]] = {}
-    _built: ClassVar[dict[str, type]] = {}
 
-    def __new__(cls, model: nn.Module, **options: Any) -> Attribution:  # type: ignore[misc]
-        for key, value in cls.fixed.items():
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        for key, value in self.fixed.items():
             if options.get(key, value) != value:
                 raise ValueError(
-                    f"{cls.name!r} fixes {key}={value!r}; got {key}={options[key]!r}: "
+                    f"{self.name!r} fixes {key}={value!r}; got {key}={options[key]!r}: "
                     f"use 'prunegrad' to choose {key} freely"
                 )
-        return cls._variant()(model, **{**options, **cls.fixed})
-
-    @classmethod
-    def _variant(cls) -> type:
-        if cls.name not in cls._built:
-            from prunegrad_lite.attribution.prunegrad import PruneGrad
-
-            if not cls.fixed:
-                cls._built[cls.name] = PruneGrad
-            else:
-                doc = f"``PruneGrad`` with {cls.fixed} (registry entry {cls.name!r})."
-                attrs = {"name": cls.name, "__doc__": doc, "__module__": __name__}
-                cls._built[cls.name] = type(cls.__name__.lstrip("_"), (PruneGrad,), attrs)
-        return cls._built[cls.name]
+        super().__init__(model, **{**options, **self.fixed})
 
 
-class _PruneGradEntry(_LazyPruneGrad):
-    name = "prunegrad"
+class PruneGradRandom(_FixedPruneGrad):
+    """PruneGrad with {'scoring': 'random'} fixed: random pruning at the same sparsity (control)."""
 
-
-class _PruneGradRandom(_LazyPruneGrad):
     name = "prunegrad_random"
     fixed = {"scoring": "random"}
 
 
-class _PruneInt(_LazyPruneGrad):
+class PruneInt(_FixedPruneGrad):
+    """PruneGrad with {'scoring': 'integrated_gradients'} fixed: PruneInt (IG neuron scores)."""
+
     name = "pruneint"
     fixed = {"scoring": "integrated_gradients"}
 
 
-class _PruneGradLayer(_LazyPruneGrad):
+class PruneGradLayer(_FixedPruneGrad):
+    """PruneGrad with {'threshold': 'layer'} fixed: one percentile per layer (for teaching)."""
+
     name = "prunegrad_layer"
     fixed = {"threshold": "layer"}
 
@@ -129,10 +121,10 @@ METHODS: dict[str, type[Attribution]] = {
         FullGrad,
         RandomMap,
         EdgeMap,
-        _PruneGradEntry,
-        _PruneGradRandom,
-        _PruneInt,
-        _PruneGradLayer,
+        PruneGrad,
+        PruneGradRandom,
+        PruneInt,
+        PruneGradLayer,
     )
 }
 

@@ -14,7 +14,8 @@ one of them means "removing it changes nothing":
 
 :func:`diagnose_scores` classifies every neuron of every site this way and measures what pruning
 each class alone does to the output: the lesson in notebook 03. The treatments, options of
-:class:`~prunegrad_lite.PruneGrad` (``clip_treatment``), are our extension of the method:
+:class:`~prunegrad_lite.PruneGrad` (``clip_treatment``, :data:`CLIP_TREATMENTS`), are our extension
+of the method (docs/method.md section 6):
 
 * ``"keep_active"``: at clipped sites an active neuron with score 0 is never counted as
   unimportant: it ranks above every scored neuron (among themselves by activation), so it is
@@ -29,33 +30,28 @@ bit for bit): they only act on ``relu6`` sites.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
 from prunegrad_lite.attribution.activations import (
     ActivationSite,
-    _parse_call,
     intercept_activations,
+    straight_through_clip,
 )
-from prunegrad_lite.attribution.base import (
-    TargetLike,
-    check_inputs,
-    check_model,
-    preserve_model_state,
-    resolve_target,
-    target_scores,
-)
+from prunegrad_lite.attribution.base import TargetLike, checked, resolve_target, target_scores
+from prunegrad_lite.attribution.outputs import relative_change, target_probability
+from prunegrad_lite.attribution.pruning import apply_masks
 
 __all__ = [
+    "AUTO_CLIP_TREATMENT",
     "CAUSES",
     "CLIP",
+    "CLIP_TREATMENTS",
     "ScoreDiagnosis",
+    "check_clip_treatment",
+    "clip_treatment_options",
     "diagnose_scores",
     "straight_through_clip",
 ]
@@ -66,33 +62,48 @@ CLIP = 6.0
 CAUSES = ("inactive", "saturated", "blocked", "scored")
 
 
-class _StraightThroughClip(TorchFunctionMode):
-    """ReLU6 calls return ReLU6's value with ReLU's gradient (1 for every ``x > 0``)."""
+#: What PruneGrad does about clipped activations, for the Taylor scoring: name ->
+#: (step 2's rule, straight-through scoring). ``"spec"`` is the method as published; the others
+#: are our extension (docs/method.md section 6). On networks without a ReLU6 every treatment
+#: gives the spec's masks bit for bit.
+CLIP_TREATMENTS: dict[str, tuple[str, bool]] = {
+    "spec": ("spec", False),
+    "keep_active": ("keep_active", False),
+    "straight_through": ("spec", True),
+    "straight_through+keep_active": ("keep_active", True),
+}
+#: The treatment ``clip_treatment="auto"`` (the default) uses with the Taylor scoring, chosen from
+#: the measurements on EfficientNet-Lite0 in docs/relu6.md (perf/relu6_candidates.py).
+AUTO_CLIP_TREATMENT = "keep_active"
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        parsed = _parse_call(func, args, kwargs)
-        if parsed is None or parsed[0] != "relu6" or parsed[2]:
-            return func(*args, **kwargs)  # not ReLU6, or in place (the interception copies)
-        x = parsed[1]
-        r = torch.relu(x)
-        return r - (r - F.relu6(x)).detach()
+
+def check_clip_treatment(clip_treatment: str, scoring: str) -> str:
+    """Resolve ``"auto"`` and check the treatment fits the scoring; returns a key of
+    :data:`CLIP_TREATMENTS` (always ``"spec"`` for the non-Taylor scorings)."""
+    if clip_treatment == "auto":
+        return AUTO_CLIP_TREATMENT if scoring == "taylor" else "spec"
+    if clip_treatment not in CLIP_TREATMENTS:
+        raise ValueError(
+            f"clip_treatment must be 'auto' or one of {tuple(CLIP_TREATMENTS)}, "
+            f"got {clip_treatment!r}"
+        )
+    if clip_treatment != "spec" and scoring != "taylor":
+        raise ValueError(
+            f"clip_treatment={clip_treatment!r} applies to the 'taylor' scoring only, got "
+            f"scoring={scoring!r}; use clip_treatment='spec' (or 'auto')"
+        )
+    return clip_treatment
 
 
-@contextlib.contextmanager
-def straight_through_clip() -> Iterator[None]:
-    """Inside the block, ReLU6 passes gradient through its clip as ReLU does; values unchanged.
-
-    Enter it *outside* :func:`~prunegrad_lite.intercept_activations` (which then sees the
-    straight-through output as the site's output). Used by ``clip_treatment="straight_through"``.
+def clip_treatment_options(clip_treatment: str, scoring: str = "taylor") -> tuple[str, bool]:
+    """``(rule, straight_through)`` for :func:`masks_from_scores` and :func:`neuron_scores`.
 
     Example
     -------
-    >>> with straight_through_clip():
-    ...     y = F.relu6(x)          # same values; dy/dx = 1 where x > 0
+    >>> rule, st = clip_treatment_options("auto")
+    >>> masks = masks_from_scores(neuron_scores(model, x, straight_through=st), 0.5, rule=rule)
     """
-    with _StraightThroughClip():
-        yield
+    return CLIP_TREATMENTS[check_clip_treatment(clip_treatment, scoring)]
 
 
 @dataclass
@@ -167,11 +178,7 @@ def diagnose_scores(model: nn.Module, inputs: Tensor, target: TargetLike = None)
     >>> d = diagnose_scores(model, x)
     >>> print(d.table())          # blocked: Taylor estimate 0, actual change large on ReLU6 nets
     """
-    from prunegrad_lite.attribution.pruning import apply_masks
-
-    check_model(model)
-    x = check_inputs(model, inputs)
-    with preserve_model_state(model):
+    with checked(model, inputs) as x:
         acts: list[Tensor] = []
 
         def record(site: ActivationSite, out: Tensor) -> Tensor:
@@ -198,7 +205,7 @@ def diagnose_scores(model: nn.Module, inputs: Tensor, target: TargetLike = None)
         logits = logits.detach()
         idx = torch.arange(x.shape[0], device=logits.device)
         s0 = logits[idx, t]
-        p0 = logits.softmax(-1)[idx, t]
+        p0 = target_probability(logits, t)
         prob_change, logit_change, taylor_change = {}, {}, {}
         groups = {c: (k,) for k, c in enumerate(CAUSES)}
         groups["zero score"] = (0, 1, 2)
@@ -208,7 +215,7 @@ def diagnose_scores(model: nn.Module, inputs: Tensor, target: TargetLike = None)
             ]
             with torch.no_grad(), apply_masks(model, [~m for m in pruned]):
                 out = model(x)  # (N, K)
-            prob_change[cause] = ((p0 - out.softmax(-1)[idx, t]).abs() / p0).cpu()
+            prob_change[cause] = relative_change(target_probability(out, t), p0).cpu()
             logit_change[cause] = (out[idx, t] - s0).cpu()
             taylor_change[cause] = -sum(
                 (f * m.flatten(1)).sum(1) for f, m in zip(first_order, pruned)
