@@ -1,4 +1,4 @@
-"""Tiny analytic models for the attribution tests: small enough to compute by hand."""
+"""Tiny analytic models for the tests (small enough to compute by hand) and a hook counter."""
 
 from __future__ import annotations
 
@@ -77,3 +77,17 @@ def tiny_cnn(relu: str = "module", bn: bool = False, seed: int = 0, dtype=torch.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return TinyCNN(relu, bn).to(dtype).eval()
+
+
+def hook_count(model: nn.Module) -> int:
+    """Hooks (forward, forward-pre, backward, backward-pre) on all of ``model``'s modules.
+
+    A method must leave none behind: ``assert hook_count(model) == 0`` after every call.
+    """
+    return sum(
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
+        + len(m._backward_pre_hooks)
+        for m in model.modules()
+    )

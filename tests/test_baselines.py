@@ -9,7 +9,7 @@ import captum.attr
 import pytest
 import torch
 import torchvision
-from helpers import TinyFunctionalNet, tiny_cnn
+from helpers import TinyFunctionalNet, hook_count, tiny_cnn
 from torch import nn
 
 import prunegrad_lite as pgl
@@ -17,16 +17,6 @@ from prunegrad_lite.attribution.fullgrad import fullgrad_decomposition
 from prunegrad_lite.attribution.registry import METHODS
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _hook_count(model: nn.Module) -> int:
-    return sum(
-        len(m._forward_hooks)
-        + len(m._forward_pre_hooks)
-        + len(m._backward_hooks)
-        + len(m._backward_pre_hooks)
-        for m in model.modules()
-    )
 
 
 def snapshot(model: nn.Module) -> dict:
@@ -49,7 +39,7 @@ def assert_unchanged(model: nn.Module, before: dict) -> None:
     assert [p.requires_grad for p in model.parameters()] == before["requires_grad"]
     assert all(p.grad is g for p, g in zip(model.parameters(), before["grad"]))
     assert [getattr(m, "inplace", None) for m in model.modules()] == before["inplace"]
-    assert _hook_count(model) == 0, "hooks left on the model"
+    assert hook_count(model) == 0, "hooks left on the model"
     assert torch._C._len_torch_function_stack() == 0, "a TorchFunctionMode was left active"
 
 
@@ -178,7 +168,7 @@ def test_gradcam_matches_captum_and_is_nonnegative(cnn64, x64):
     for relu in ("inplace", "reused"):
         variant = tiny_cnn(relu, dtype=torch.float64)
         torch.testing.assert_close(pgl.GradCAM(variant, layer="relu2").attribute(x64, t), ours)
-        assert _hook_count(variant) == 0
+        assert hook_count(variant) == 0
 
 
 def test_gradcam_refuses_what_it_cannot_explain(x64):
@@ -193,7 +183,7 @@ def test_gradcam_refuses_what_it_cannot_explain(x64):
         pgl.GradCAM(cnn, layer=cnn.fc).attribute(x64)
     with pytest.raises(ValueError, match="no submodule"):
         pgl.GradCAM(cnn, layer="layer9")
-    assert _hook_count(cnn) == 0 and _hook_count(stray) == 0
+    assert hook_count(cnn) == 0 and hook_count(stray) == 0
 
 
 class _FailsOnSecondCall(nn.Module):
@@ -238,7 +228,7 @@ def test_fullgrad_completeness(bn, x64):
     assert set(dec.bias_terms) == expected_layers
     torch.testing.assert_close(dec.scores, model(x64)[torch.arange(3), t])
     torch.testing.assert_close(dec.completeness_sum(x64), dec.scores, atol=1e-6, rtol=0)
-    assert _hook_count(model) == 0
+    assert hook_count(model) == 0
 
 
 def test_fullgrad_completeness_resnet18_inplace_relu_and_residuals():
@@ -255,7 +245,7 @@ def test_fullgrad_completeness_resnet18_inplace_relu_and_residuals():
     dec = fullgrad_decomposition(model, x, t)
     assert len(dec.bias_terms) == 20 + 1  # 20 BatchNorm2d (incl. downsample) + fc
     torch.testing.assert_close(dec.completeness_sum(x), dec.scores, atol=1e-6, rtol=0)
-    assert _hook_count(model) == 0
+    assert hook_count(model) == 0
 
 
 def test_fullgrad_map_and_train_mode_batchnorm(x64):

@@ -53,7 +53,7 @@ from prunegrad_lite.benchmarks.roar import RoarConfig, roar, setup_hash
 from prunegrad_lite.benchmarks.sanity import SanityConfig, sanity_checks
 from prunegrad_lite.benchmarks.summary import write_summary
 from prunegrad_lite.device import resolve_device
-from prunegrad_lite.teaching import SMOKE_ENV_VAR, smoke_mode
+from prunegrad_lite.runtime import SMOKE_ENV_VAR, smoke_mode
 from prunegrad_lite.training import TrainConfig
 
 __all__ = [
@@ -72,7 +72,7 @@ __all__ = [
     "smoke_mode",
 ]
 
-SMOKE_ENV = SMOKE_ENV_VAR  # "PRUNEGRAD_LITE_SMOKE", shared with the notebooks (teaching.py)
+SMOKE_ENV = SMOKE_ENV_VAR  # "PRUNEGRAD_LITE_SMOKE", shared with the notebooks (runtime.py)
 BENCHMARKS = ("sanity", "pixel", "roar")
 REPRODUCE_MODELS = ("fashion_mnist", "efficientnet_lite0", "resnet50", "vgg16", "cifar10_resnet8")
 #: what ``models="all"`` runs: the models whose weights are offline
