@@ -1,4 +1,4 @@
-"""Notebook 01, neuron importance: activations, their gradients and the Taylor score ``|a * dS_c/da|``.
+"""Notebook 01, neuron importance: activations, their gradients, the Taylor score ``|a dS_c/da|``.
 
 Used by ``notebooks/01_neuron_importance.ipynb`` (its ablation check is in
 :mod:`~prunegrad_lite.course.n01_ablation_check`).
@@ -202,7 +202,7 @@ def top_channels(site_values: Tensor, sample: int = 0, k: int = 8) -> tuple[list
     return channels.tolist(), v[channels]
 
 
-# ------------------------------------------------------------------------------ figures
+# -------------------------------------------------- figures: a channel's a, dS/da and score; layers
 
 
 def plot_taylor_parts(
@@ -335,14 +335,11 @@ def plot_layer_scores(parts: TaylorParts) -> Figure:
     return fig
 
 
-# ------------------------------------------------------------------------------ the widget
+# -------------------------------------------------- the widget: top channels of any image and layer
 
 
 def build_neuron_importance_widget(
-    model: nn.Module,
-    images: Tensor,
-    display_images: Tensor | np.ndarray,
-    top: int = 8,
+    model: nn.Module, images: Tensor, display_images: Tensor | np.ndarray, top: int = 8
 ) -> LessonWidget:
     """Notebook 01: pick an image and an activation site, see its highest-scoring channels.
 

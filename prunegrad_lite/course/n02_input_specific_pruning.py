@@ -1,4 +1,4 @@
-"""Notebook 02, input-specific pruning: what survives the threshold, what pruning does to the output.
+"""Notebook 02, input-specific pruning: what survives the threshold, what it does to the output.
 
 Used by ``notebooks/02_input_specific_pruning.ipynb`` (and its sweep table by notebook 03).
 
@@ -163,7 +163,7 @@ def format_pruning_sweeps(sweeps: Sequence[PruningSweep]) -> str:
     return "\n".join(rows)
 
 
-# ------------------------------------------------------------------------------ figures
+# -------------------------------------------------- figures: kept per site, change per sparsity
 
 
 def _sweep_label(sweep: PruningSweep) -> str:
@@ -266,7 +266,7 @@ def plot_pruning_sweep(
     return fig
 
 
-# ------------------------------------------------------------------------------ the widget
+# -------------------------------------------------- the widget: what each layer keeps at a sparsity
 
 
 def build_pruning_widget(

@@ -159,8 +159,9 @@ class SparsityMaps:
 
     def change(self, sparsity: float) -> np.ndarray:
         """Relative change of the target probability at ``sparsity``, ``|p - p'| / p`` (N,)."""
-        p, q = torch.as_tensor(self.prob), torch.as_tensor(self.pruned_prob[sparsity])
-        return probability_change(p, q).numpy()
+        return probability_change(
+            torch.as_tensor(self.prob), torch.as_tensor(self.pruned_prob[sparsity])
+        ).numpy()
 
 
 def sparsity_maps(
@@ -202,7 +203,7 @@ def sparsity_maps(
     return SparsityMaps(maps, kept, prob, pruned, t)
 
 
-# ------------------------------------------------------------------------------ figures
+# -------------------------------------------------- figures: the logit's raise per direction
 
 
 def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
@@ -250,7 +251,7 @@ def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
     return fig
 
 
-# ------------------------------------------------------------------------------ the widget
+# -------------------------------------------------- the widget: PruneGrad's map as sparsity moves
 
 
 def build_prunegrad_widget(

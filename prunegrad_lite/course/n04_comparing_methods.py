@@ -120,7 +120,7 @@ def describe_methods(names: Sequence[str] | None = None) -> str:
     return "\n".join(rows)
 
 
-# ------------------------------------------------------------------------------ the widget
+# -------------------------------------------------- the widget: chosen methods on a chosen image
 
 
 def build_method_widget(

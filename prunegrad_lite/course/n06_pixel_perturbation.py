@@ -122,7 +122,7 @@ def perturbed_images(
     )
 
 
-# ------------------------------------------------------------------------------ figures
+# -------------------------------------------------- figures: the images each ranking leaves
 
 
 def plot_removed_pixels(
@@ -153,7 +153,7 @@ def plot_removed_pixels(
     return fig
 
 
-# ------------------------------------------------------------------------------ the widget
+# -------------------------------------------------- the widget: fraction and order of removal
 
 
 def build_pixel_perturbation_widget(

@@ -1,4 +1,4 @@
-"""What every notebook of the course uses: sizes, the environment check, predictions, the widget base.
+"""What every notebook of the course uses: sizes, the environment check, labels, the widget base.
 
 Used by all nine notebooks (00-08) and by every other module of :mod:`prunegrad_lite.course`.
 
