@@ -99,7 +99,7 @@ def build_sanity_widget(
 ) -> LessonWidget:
     """Notebook 05: a stage slider showing every method's maps as the model is randomised.
 
-    All stages are computed when the widget is built (:func:`~prunegrad_lite.cascading_maps`,
+    All stages are computed when the widget is built (:func:`~prunegrad_lite.course.cascading_maps`,
     the sanity checks' stages and weights); ``mean``/``std`` are the normalisation in [0, 1]
     pixel units, for display. The result is the method -> maps dict of the chosen stage.
     """

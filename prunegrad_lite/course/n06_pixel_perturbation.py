@@ -168,7 +168,7 @@ def build_pixel_perturbation_widget(
     """Notebook 06: a fraction slider and LeRF/MoRF, showing the perturbed images and the change.
 
     Maps are computed once when the widget is built. The result is a
-    :class:`~prunegrad_lite.PerturbedImages` (the modified images and ``|p - p'| / p`` per
+    :class:`~prunegrad_lite.course.PerturbedImages` (the modified images and ``|p - p'| / p`` per
     method); ``replacement`` as in :class:`~prunegrad_lite.PixelPerturbationConfig`.
     """
     options = {m: o for m, o in (method_options or {}).items() if m in methods}

@@ -191,7 +191,7 @@ def build_roar_widget(
 
     ``fill`` (C,) is the per-channel mean of the training images (what ROAR puts in place of
     the removed pixels). Maps are computed once when the widget is built. The result is a
-    :class:`~prunegrad_lite.PerturbedImages` with ``order="roar"``.
+    :class:`~prunegrad_lite.course.PerturbedImages` with ``order="roar"``.
     """
     options = {m: o for m, o in (method_options or {}).items() if m in methods}
     maps = method_maps(model, images, methods, options).maps
