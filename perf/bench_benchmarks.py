@@ -31,7 +31,7 @@ import torch
 from prunegrad_lite.benchmarks.attribution_maps import compute_maps, predict
 from prunegrad_lite.benchmarks.reproduce import PRESETS, Preset
 from prunegrad_lite.data import load_dataset, load_photos
-from prunegrad_lite.device import resolve_device
+from prunegrad_lite.runtime import resolve_device
 from prunegrad_lite.models import load_model
 from prunegrad_lite.training import TrainConfig, train_model
 

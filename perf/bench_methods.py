@@ -29,7 +29,7 @@ import torchvision
 from torch import nn
 
 from prunegrad_lite.attribution.registry import METHODS
-from prunegrad_lite.device import resolve_device
+from prunegrad_lite.runtime import resolve_device
 
 
 def build_model(which: str, device: torch.device) -> tuple[nn.Module, str]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 import prunegrad_lite as pgl
-from prunegrad_lite.attribution.prunegrad import CLIP_TREATMENTS
+from prunegrad_lite.attribution.relu6 import CLIP_TREATMENTS
 from prunegrad_lite.attribution.relu6 import CAUSES, diagnose_scores
 from prunegrad_lite.benchmarks.pixel_perturbation import (
     PixelPerturbationConfig,

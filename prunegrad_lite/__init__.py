@@ -1,6 +1,7 @@
 """prunegrad_lite: PruneGrad (Khakzar et al., arXiv 1911.11081) and its three benchmarks, for teaching.
 
-Every public name is re-exported here explicitly; see ``__all__``.
+Every public name of the library is re-exported here explicitly; see ``__all__``. The notebook
+course (one module per notebook) is :mod:`prunegrad_lite.course`, used as ``pgl.course.<name>``.
 """
 
 from __future__ import annotations
@@ -63,8 +64,6 @@ from prunegrad_lite.data import (
     load_photo,
     load_photos,
     preprocess_imagenet,
-    read_idx,
-    register,
 )
 from prunegrad_lite.runtime import __version__, model_device, resolve_device
 from prunegrad_lite.figures import (
@@ -90,65 +89,9 @@ from prunegrad_lite.training import (
     save_checkpoint,
     train_model,
 )
-from prunegrad_lite.lesson_figures import (
-    plot_ablation_check,
-    plot_channel_scores,
-    plot_examples,
-    plot_kept_per_site,
-    plot_layer_scores,
-    plot_perturbation_gains,
-    plot_pruning_sweep,
-    plot_removed_pixels,
-    plot_scores,
-    plot_taylor_parts,
-)
-from prunegrad_lite.lessons import (
-    COURSE_PRESET,
-    AblationCheck,
-    CascadingMaps,
-    CourseResults,
-    LayerStats,
-    MethodMaps,
-    PerturbationGains,
-    PerturbedImages,
-    PruningSweep,
-    SparsityMaps,
-    TaylorParts,
-    cascading_maps,
-    clip_maps,
-    compute_maps,
-    course_preset,
-    course_results,
-    describe_methods,
-    format_layer_stats,
-    format_pruning_sweeps,
-    format_timings,
-    layer_score_stats,
-    perturbation_gains,
-    perturbed_images,
-    pruning_sweep,
-    roar_images,
-    sparsity_maps,
-    taylor_parts,
-    taylor_vs_ablation,
-    top_channels,
-)
-from prunegrad_lite.teaching import environment, markdown, pick, prediction_labels, smoke_mode
-from prunegrad_lite.widgets import (
-    LessonWidget,
-    build_first_map_widget,
-    build_method_widget,
-    build_neuron_importance_widget,
-    build_pixel_perturbation_widget,
-    build_prunegrad_widget,
-    build_pruning_widget,
-    build_roar_widget,
-    build_sanity_widget,
-    build_scores_widget,
-)
+from prunegrad_lite import course  # the notebook course: pgl.course.<name> (after the library)
 
 __all__ = [
-    "AblationCheck",
     "CLIP_TREATMENTS",
     "DEFAULT_SPARSITY",
     "METHODS",
@@ -206,9 +149,7 @@ __all__ = [
     "preserve_model_state",
     "prunegrad",
     "pruned_perturbation",
-    "read_idx",
     "reduce_channels",
-    "register",
     "resolve_device",
     "resolve_target",
     "to_display_image",
@@ -224,60 +165,6 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "train_model",
-    # the notebook course: lessons, their figures and widgets
-    "plot_channel_scores",
-    "plot_examples",
-    "plot_kept_per_site",
-    "plot_layer_scores",
-    "plot_perturbation_gains",
-    "plot_pruning_sweep",
-    "plot_removed_pixels",
-    "plot_scores",
-    "plot_ablation_check",
-    "plot_taylor_parts",
-    "COURSE_PRESET",
-    "CascadingMaps",
-    "CourseResults",
-    "LayerStats",
-    "MethodMaps",
-    "PerturbationGains",
-    "PerturbedImages",
-    "PruningSweep",
-    "SparsityMaps",
-    "TaylorParts",
-    "cascading_maps",
-    "clip_maps",
-    "compute_maps",
-    "course_preset",
-    "course_results",
-    "describe_methods",
-    "format_layer_stats",
-    "format_pruning_sweeps",
-    "format_timings",
-    "layer_score_stats",
-    "perturbation_gains",
-    "perturbed_images",
-    "pruning_sweep",
-    "roar_images",
-    "sparsity_maps",
-    "taylor_parts",
-    "taylor_vs_ablation",
-    "top_channels",
-    "environment",
-    "markdown",
-    "pick",
-    "prediction_labels",
-    "smoke_mode",
-    "LessonWidget",
-    "build_first_map_widget",
-    "build_method_widget",
-    "build_neuron_importance_widget",
-    "build_pixel_perturbation_widget",
-    "build_prunegrad_widget",
-    "build_pruning_widget",
-    "build_roar_widget",
-    "build_sanity_widget",
-    "build_scores_widget",
     # the benchmarks (prunegrad_lite.benchmarks)
     "BenchmarkResult",
     "PixelPerturbationConfig",
@@ -287,4 +174,6 @@ __all__ = [
     "reproduce",
     "roar",
     "sanity_checks",
+    # the notebook course, one module per notebook (prunegrad_lite.course)
+    "course",
 ]

@@ -343,8 +343,8 @@ def open_and_run(driver, server: LabServer, name: str, timeout: float) -> Notebo
 
 # --- widgets in the page ---------------------------------------------------------------------
 
-# A lesson widget (prunegrad_lite.LessonWidget) is a VBox whose children are a title, a box of
-# controls, a message and an Image; top-level ones sit in an output area.
+# A lesson widget (prunegrad_lite.course.LessonWidget) is a VBox whose children are a title, a
+# box of controls, a message and an Image; top-level ones sit in an output area.
 LESSON_WIDGETS = ".jp-OutputArea-output .widget-vbox:has(> .widget-hbox):has(> img.widget-image)"
 WIDGET_ERRORS = re.compile(
     r"Error displaying widget|Error rendering|model not found|Loading widget"

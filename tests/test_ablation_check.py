@@ -1,4 +1,4 @@
-"""Lesson 01's single-neuron check: Taylor estimate against the true effect of removing a neuron."""
+"""Notebook 01's check: the Taylor estimate against the true effect of removing a neuron."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_exact_when_the_logit_is_linear_in_the_neurons():
     # S = w2 . relu(W1 x) + b: removing neuron i changes S by exactly w2_i a_i = a_i dS/da_i
     model = _two_layer()
     x = torch.randn(1, 1, 3, 4, dtype=torch.float64)
-    check = pgl.taylor_vs_ablation(model, x, target=1, neurons=10, seed=0)
+    check = pgl.course.taylor_vs_ablation(model, x, target=1, neurons=10, seed=0)
     assert check.target == 1 and len(check.taylor) == 10
     np.testing.assert_allclose(check.true_change, check.taylor, atol=1e-12)
     assert check.spearman == pytest.approx(1.0)
@@ -35,7 +35,7 @@ def test_exact_when_the_logit_is_linear_in_the_neurons():
 def test_true_change_matches_one_forward_hook_ablation_per_neuron():
     model = pgl.load_model("fashion_mnist")
     x = pgl.load_dataset("fashion_mnist", "test").images[:1]
-    check = pgl.taylor_vs_ablation(model, x, neurons=6, seed=3)
+    check = pgl.course.taylor_vs_ablation(model, x, neurons=6, seed=3)
     assert model.training is False and not model._forward_hooks
     # oracle: the same neuron zeroed by a forward hook on the same ReLU call, one run per neuron
     sites = pgl.count_activation_sites(model, x)
@@ -60,13 +60,17 @@ def test_true_change_matches_one_forward_hook_ablation_per_neuron():
 def test_bad_input():
     model = _two_layer()
     with pytest.raises(ValueError, match="one image"):
-        pgl.taylor_vs_ablation(model, torch.randn(2, 1, 3, 4, dtype=torch.float64))
+        pgl.course.taylor_vs_ablation(model, torch.randn(2, 1, 3, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="at least 2"):
-        pgl.taylor_vs_ablation(model, torch.randn(1, 1, 3, 4, dtype=torch.float64), neurons=1)
+        pgl.course.taylor_vs_ablation(
+            model, torch.randn(1, 1, 3, 4, dtype=torch.float64), neurons=1
+        )
 
 
 def test_figure():
     model = _two_layer()
-    check = pgl.taylor_vs_ablation(model, torch.randn(1, 1, 3, 4, dtype=torch.float64), neurons=8)
-    fig = pgl.plot_ablation_check(check)
+    check = pgl.course.taylor_vs_ablation(
+        model, torch.randn(1, 1, 3, 4, dtype=torch.float64), neurons=8
+    )
+    fig = pgl.course.plot_ablation_check(check)
     assert "Spearman" in fig.axes[1].get_title()

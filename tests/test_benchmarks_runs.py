@@ -9,6 +9,7 @@ import importlib
 import matplotlib.pyplot as plt
 import pytest
 import torch
+from helpers import hook_count
 from test_benchmarks_known_answers import PatchModel, PerfectMap, linear_model, patch_images
 
 from prunegrad_lite.benchmarks import (
@@ -39,12 +40,6 @@ def resnet() -> FashionResNet:
         return FashionResNet(width=4).eval()
 
 
-def _no_hooks(model: torch.nn.Module) -> bool:
-    return all(
-        not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks) for m in model.modules()
-    )
-
-
 # ---- sanity checks ------------------------------------------------------------------------------
 def test_stages_go_from_the_logits_down_with_norms_joined(resnet):
     stages = randomisation_stages(resnet, torch.zeros(1, 1, 28, 28))
@@ -64,7 +59,7 @@ def test_stages_go_from_the_logits_down_with_norms_joined(resnet):
     assert stages[-1].modules == ("conv1", "bn1")
     blocks = randomisation_stages(resnet, torch.zeros(1, 1, 28, 28), depth=1)
     assert [s.name for s in blocks] == ["fc", "layer3", "layer2", "layer1", "conv1"]
-    assert len(blocks[1].modules) == 6 and _no_hooks(resnet)
+    assert len(blocks[1].modules) == 6 and hook_count(resnet) == 0
 
 
 def test_randomise_stage_draws_from_the_generator(resnet):
@@ -92,7 +87,7 @@ def test_sanity_checks_never_touch_the_callers_model(resnet):
         progress=False,
     )
     assert all(torch.equal(before[k], v) for k, v in resnet.state_dict().items())
-    assert _no_hooks(resnet) and not resnet.training
+    assert hook_count(resnet) == 0 and not resnet.training
     # cascading and independent agree at the first stage (same new weights), then part
     casc = result.curve("gradient", "spearman_abs", "cascading")[1]
     ind = result.curve("gradient", "spearman_abs", "independent")[1]

@@ -5,8 +5,9 @@ off) serves a temporary copy of ``notebooks/``, with ``PRUNEGRAD_LITE_SMOKE=1`` 
 For each notebook the browser opens it, runs all cells, and then checks that
 
 - every code cell ran, no output is an error, no widget output failed to render;
-- every lesson widget (``pgl.build_*_widget``) shows its figure, and moving each of its controls
-  (a key press on a slider, a click on a toggle button, a choice in a list) changes the image;
+- every lesson widget (``pgl.course.build_*_widget``) shows its figure, and moving each of its
+  controls (a key press on a slider, a click on a toggle button, a choice in a list) changes the
+  image;
 - the browser console has no error;
 - neither the repository's notebooks nor the served copy changed on disk.
 
@@ -37,7 +38,7 @@ NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
 RUN_TIMEOUT = 900  # s to run one notebook's cells in smoke mode (a few tens of s when idle)
 UPDATE_TIMEOUT = 180  # s for one widget update (0.3-6 s when idle)
 MIN_SCALE = 0.7  # a figure shown below 70% of its size (e.g. 1,800 px in 950) has tiny text
-BUILDS = re.compile(r"\bpgl\.build_\w+_widget\(")
+BUILDS = re.compile(r"\bpgl\.course\.build_\w+_widget\(")
 # Console errors that are not the course's, each with its reason (none known so far).
 CONSOLE_IGNORE: re.Pattern | None = None
 
@@ -179,7 +180,7 @@ PNG_1PX = (  # a valid 1x1 PNG
 PLANTED = [  # a notebook with one failure of each kind the check must catch
     "import base64\nimport ipywidgets as widgets\n"
     "slider = widgets.IntSlider(value=0, min=0, max=3, description='x', continuous_update=False)\n"
-    "# laid out like pgl.LessonWidget, but its image never changes\n"
+    "# laid out like pgl.course.LessonWidget, but its image never changes\n"
     "widgets.VBox([widgets.HTML('<b>stuck</b>'), widgets.HBox([slider]), widgets.HTML(),\n"
     f"              widgets.Image(value=base64.b64decode('{PNG_1PX}'), format='png')])",
     "from IPython.display import Javascript, display\n"

@@ -40,7 +40,7 @@ def display(images) -> torch.Tensor:
     return (images - images.min()) / (images.max() - images.min())  # [0, 1]
 
 
-def _shown(widget: pgl.LessonWidget) -> Figure:
+def _shown(widget: pgl.course.LessonWidget) -> Figure:
     """The figure the widget shows, after checking it is the PNG in its image."""
     assert isinstance(widget, ipywidgets.VBox)
     assert isinstance(widget.figure, Figure)
@@ -50,7 +50,7 @@ def _shown(widget: pgl.LessonWidget) -> Figure:
 
 
 def test_first_map_widget_follows_the_image(model, images, display):
-    w = pgl.build_first_map_widget(model, images, display, CLASSES)
+    w = pgl.course.build_first_map_widget(model, images, display, CLASSES)
     torch.testing.assert_close(w.result.maps["gradient"], pgl.Gradient(model).attribute(images[:1]))
     first, first_png = w.result, w.image.value
     w.controls["image"].value = 2
@@ -58,26 +58,26 @@ def test_first_map_widget_follows_the_image(model, images, display):
     torch.testing.assert_close(
         w.result.maps["prunegrad"], pgl.PruneGrad(model).attribute(images[2:3])
     )
-    label = pgl.prediction_labels(model, images[2:3], CLASSES)[0]
+    label = pgl.course.prediction_labels(model, images[2:3], CLASSES)[0]
     assert _shown(w).axes[0].get_ylabel() == label
     w.controls["image"].value = 0
     assert w.result is first  # cached: moving back recomputes nothing
 
 
 def test_neuron_importance_widget_follows_image_and_layer(model, images, display):
-    w = pgl.build_neuron_importance_widget(model, images, display, top=3)
+    w = pgl.course.build_neuron_importance_widget(model, images, display, top=3)
     assert [v for _, v in w.controls["layer"].options] == [0, 1]
     w.controls["layer"].value = 1
     w.controls["image"].value = 3
     channels, maps = w.result
-    expected = pgl.top_channels(pgl.taylor_parts(model, images[3:4]).scores[1], k=3)
+    expected = pgl.course.top_channels(pgl.course.taylor_parts(model, images[3:4]).scores[1], k=3)
     assert channels == expected[0]
     torch.testing.assert_close(maps, expected[1])
     assert "channel" in _shown(w).axes[1].get_title()
 
 
 def test_pruning_widget_shows_kept_fraction_and_probability_for_the_slider(model, images):
-    w = pgl.build_pruning_widget(model, images, sparsity=0.9)
+    w = pgl.course.build_pruning_widget(model, images, sparsity=0.9)
     taylor, random = w.result
     assert taylor.sparsities.tolist() == [0.9] and random.scoring == "random"
     w.controls["sparsity"].value = 0.3
@@ -91,7 +91,7 @@ def test_pruning_widget_shows_kept_fraction_and_probability_for_the_slider(model
 
 
 def test_prunegrad_widget_shows_the_gradient_and_prunegrad_at_the_slider(model, images, display):
-    w = pgl.build_prunegrad_widget(model, images, display, sparsity=0.9)
+    w = pgl.course.build_prunegrad_widget(model, images, display, sparsity=0.9)
     assert sorted(w.result.maps) == [0.0, 0.9]
     w.controls["sparsity"].value = 0.5
     w.controls["image"].value = 1
@@ -107,7 +107,7 @@ def test_prunegrad_widget_shows_the_gradient_and_prunegrad_at_the_slider(model, 
 def test_method_widget_shows_the_selected_methods(model, images, display):
     methods = ["gradient", "gradcam", "prunegrad", "integrated_gradients"]
     names = ["a", "b", "c", "d"]
-    w = pgl.build_method_widget(
+    w = pgl.course.build_method_widget(
         model,
         images,
         display,
@@ -133,8 +133,8 @@ def test_method_widget_shows_the_selected_methods(model, images, display):
 
 
 def test_method_widget_reuses_precomputed_maps(model, images, display):
-    run = pgl.compute_maps(model, images, ["gradient", "edge"])
-    w = pgl.build_method_widget(
+    run = pgl.course.method_maps(model, images, ["gradient", "edge"])
+    w = pgl.course.build_method_widget(
         model, images, display, CLASSES, ["gradient", "edge", "gradcam"], precomputed=run
     )
     w.controls["image"].value = 3
@@ -144,7 +144,9 @@ def test_method_widget_reuses_precomputed_maps(model, images, display):
     w.controls["methods"].value = ("gradcam",)  # not precomputed: computed now
     torch.testing.assert_close(w.result.maps["gradcam"], pgl.GradCAM(model).attribute(images[3:4]))
     with pytest.raises(ValueError, match="precomputed"):
-        pgl.build_method_widget(model, images[:2], display[:2], CLASSES, ["edge"], precomputed=run)
+        pgl.course.build_method_widget(
+            model, images[:2], display[:2], CLASSES, ["edge"], precomputed=run
+        )
 
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)  # a normalisation, [0, 1] pixel units
@@ -152,8 +154,8 @@ MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)  # a normalisation, [0, 1] pixel u
 
 def test_sanity_widget_steps_through_the_cascade(model, images):
     methods = ["gradient", "guided_backprop", "edge"]
-    w = pgl.build_sanity_widget(model, images[:2], MEAN, STD, methods, seed=1)
-    cascade = pgl.cascading_maps(model, images[:2], methods, seed=1)
+    w = pgl.course.build_sanity_widget(model, images[:2], MEAN, STD, methods, seed=1)
+    cascade = pgl.course.cascading_maps(model, images[:2], methods, seed=1)
     assert len(w.controls["stage"].options) == len(cascade.stages)
     torch.testing.assert_close(w.result["gradient"], pgl.Gradient(model).attribute(images[:2]))
     png = w.image.value
@@ -166,12 +168,12 @@ def test_sanity_widget_steps_through_the_cascade(model, images):
 
 def test_pixel_perturbation_widget_follows_fraction_and_order(model, images):
     methods = ["gradient", "prunegrad"]
-    w = pgl.build_pixel_perturbation_widget(model, images, MEAN, STD, methods)
+    w = pgl.course.build_pixel_perturbation_widget(model, images, MEAN, STD, methods)
     assert w.result.fraction == pytest.approx(0.1) and w.result.order == "lerf"
     w.controls["fraction"].value = 0.3
     w.controls["order"].value = "morf"
-    maps = pgl.compute_maps(model, images, methods).maps
-    expected = pgl.perturbed_images(model, images, maps, 0.3, "morf")
+    maps = pgl.course.method_maps(model, images, methods).maps
+    expected = pgl.course.perturbed_images(model, images, maps, 0.3, "morf")
     for name in methods:
         torch.testing.assert_close(w.result.images[name], expected.images[name])
         np.testing.assert_allclose(w.result.change[name], expected.change[name])
@@ -180,7 +182,7 @@ def test_pixel_perturbation_widget_follows_fraction_and_order(model, images):
 
 def test_roar_widget_removes_more_pixels_as_the_fraction_grows(model, images):
     fill = images.mean(dim=(0, 2, 3))
-    w = pgl.build_roar_widget(model, images, fill, MEAN, STD, ["gradient", "random"])
+    w = pgl.course.build_roar_widget(model, images, fill, MEAN, STD, ["gradient", "random"])
     assert w.result.fraction == 0.5
 
     def removed(result):
@@ -197,7 +199,7 @@ def test_scores_widget_shows_the_chosen_score(model, images):
         model, images, ["gradient", "random"], pgl.PixelPerturbationConfig(fractions=(0.1, 0.2)),
         progress=False,
     )  # fmt: skip
-    w = pgl.build_scores_widget({"pixel": result})
+    w = pgl.course.build_scores_widget({"pixel": result})
     assert [v for _, v in w.controls["score"].options] == [
         ("pixel", name) for name in result.score_names()
     ]
@@ -208,6 +210,6 @@ def test_scores_widget_shows_the_chosen_score(model, images):
 
 def test_builders_check_their_arguments(model, images, display):
     with pytest.raises(ValueError, match="display images"):
-        pgl.build_first_map_widget(model, images, display[:2], CLASSES)
+        pgl.course.build_first_map_widget(model, images, display[:2], CLASSES)
     with pytest.raises(ValueError, match="image names"):
-        pgl.build_prunegrad_widget(model, images, display, image_names=["only one"])
+        pgl.course.build_prunegrad_widget(model, images, display, image_names=["only one"])

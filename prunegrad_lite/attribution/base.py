@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from prunegrad_lite.device import model_device
+from prunegrad_lite.runtime import model_device
 
 __all__ = [
     "Attribution",

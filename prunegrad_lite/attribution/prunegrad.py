@@ -45,12 +45,6 @@ from prunegrad_lite.attribution.relu6 import (
 )
 from prunegrad_lite.attribution.variants import INNER_METHODS
 
-# Importable from here for the code written before the split into calibration.py, relu6.py and
-# variants.py (lessons/, benchmarks/reproduce.py, perf/); new code imports them from there.
-from prunegrad_lite.attribution.calibration import Calibration, calibrate_sparsity  # noqa: F401
-from prunegrad_lite.attribution.relu6 import clip_treatment_options  # noqa: F401
-from prunegrad_lite.attribution.variants import pruned_perturbation  # noqa: F401
-
 __all__ = [
     "DEFAULT_RULE",
     "DEFAULT_SPARSITY",

@@ -188,11 +188,6 @@ def neuron_scores(
         return NeuronScores(sites, scores, logits, t, "integrated_gradients")
 
 
-#: The unchecked twin of :func:`neuron_scores` is gone (the checks run once per call, see
-#: :func:`~prunegrad_lite.attribution.base.checked`); this name stays for ``lessons/`` until they
-#: call :func:`neuron_scores`.
-compute_scores = neuron_scores
-
 # ---------------------------------------------------------------------------- step 2: masks
 
 

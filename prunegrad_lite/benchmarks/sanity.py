@@ -89,10 +89,6 @@ __all__ = [
     "sanity_checks",
 ]
 
-#: the old, private name of :func:`~.randomisation.stage_generator` (the course's
-#: ``lessons/randomisation.py`` imports it from here)
-_stage_generator = stage_generator
-
 VARIANTS = ("cascading", "independent")
 INITS = ("authors", "reset")
 TARGETS = ("original", "randomised")

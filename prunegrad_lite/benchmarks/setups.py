@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunegrad_lite.attribution.prunegrad import calibrate_sparsity
+from prunegrad_lite.attribution.calibration import calibrate_sparsity
 from prunegrad_lite.benchmarks.cache import cache_key
 from prunegrad_lite.benchmarks.presets import Preset
 from prunegrad_lite.data import PHOTOS, load_dataset, load_image_folder, load_photos

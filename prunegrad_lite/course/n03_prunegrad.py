@@ -1,11 +1,14 @@
-"""Lesson 3, perturbing important features: PruneGrad as the best local perturbation, and its sweep.
+"""Notebook 03, PruneGrad: the best local perturbation of the pruned network, and its sweep.
+
+Used by ``notebooks/03_prunegrad.ipynb``.
 
 PruneGrad's map is ``dS_c^pruned / dx``: the direction in which a small change of the input
 raises the target logit of the *pruned* network fastest (v1 of the paper: the perturbation of
 the input that changes only the important learned features). :func:`perturbation_gains` checks
 that claim numerically against other directions and against the iterative perturbation, and
 :func:`sparsity_maps` computes PruneGrad's map at several sparsities from one set of scores
-(sparsity 0 is the plain gradient).
+(sparsity 0 is the plain gradient). :func:`plot_perturbation_gains` draws the gains and
+:func:`build_prunegrad_widget` moves the sparsity.
 
 Example
 -------
@@ -19,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from prunegrad_lite.attribution.base import (
@@ -31,15 +36,33 @@ from prunegrad_lite.attribution.base import (
     preserve_model_state,
     target_scores,
 )
-from prunegrad_lite.attribution.prunegrad import clip_treatment_options, pruned_perturbation
+from prunegrad_lite.attribution.relu6 import clip_treatment_options
+from prunegrad_lite.attribution.variants import pruned_perturbation
 from prunegrad_lite.attribution.pruning import (
     apply_masks,
     check_sparsity,
-    compute_scores,
+    neuron_scores,
     masks_from_scores,
 )
+from prunegrad_lite.benchmarks.pixel_perturbation import probability_change
+from prunegrad_lite.course.shared import (
+    LessonWidget,
+    check_display_images,
+    clip_maps,
+    image_control,
+    sparsity_slider,
+)
+from prunegrad_lite.figures import plot_sparsity_sweep
 
-__all__ = ["DIRECTIONS", "PerturbationGains", "SparsityMaps", "perturbation_gains", "sparsity_maps"]
+__all__ = [
+    "DIRECTIONS",
+    "PerturbationGains",
+    "SparsityMaps",
+    "build_prunegrad_widget",
+    "perturbation_gains",
+    "plot_perturbation_gains",
+    "sparsity_maps",
+]
 
 #: The perturbations :func:`perturbation_gains` compares, all of L2 norm epsilon per sample.
 DIRECTIONS = {
@@ -94,7 +117,7 @@ def perturbation_gains(
     x = check_inputs(model, inputs)
     with preserve_model_state(model):
         rule, st = clip_treatment_options("auto")  # as PruneGrad(model, sparsity)
-        scores = compute_scores(model, x, target, "taylor", straight_through=st)
+        scores = neuron_scores(model, x, target, "taylor", straight_through=st)
         t = scores.target
         masks = masks_from_scores(scores, sparsity, rule=rule)
         gen = torch.Generator().manual_seed(seed)
@@ -137,7 +160,9 @@ class SparsityMaps:
 
     def change(self, sparsity: float) -> np.ndarray:
         """Relative change of the target probability at ``sparsity``, ``|p - p'| / p`` (N,)."""
-        return np.abs(self.prob - self.pruned_prob[sparsity]) / np.maximum(self.prob, 1e-12)
+        return probability_change(
+            torch.as_tensor(self.prob), torch.as_tensor(self.pruned_prob[sparsity])
+        ).numpy()
 
 
 def sparsity_maps(
@@ -164,7 +189,7 @@ def sparsity_maps(
     maps, kept, pruned = {}, {}, {}
     with preserve_model_state(model):
         rule, st = clip_treatment_options(clip_treatment)
-        scores = compute_scores(model, x, target, "taylor", straight_through=st)
+        scores = neuron_scores(model, x, target, "taylor", straight_through=st)
         t = scores.target
         for s in levels:
             masks = masks_from_scores(scores, s, rule=rule)
@@ -177,3 +202,85 @@ def sparsity_maps(
             )
     prob = scores.logits.softmax(-1).gather(1, t.view(-1, 1)).squeeze(1).cpu().double().numpy()
     return SparsityMaps(maps, kept, prob, pruned, t)
+
+
+# -------------------------------------------------- figures: the logit's raise per direction
+
+
+def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
+    """Raise of the pruned network's target logit against the perturbation's L2 norm, per direction.
+
+    Mean over images with a band of one standard error.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.0), layout="constrained")
+    colors = {
+        "prunegrad": "tab:red",
+        "iterative": "tab:purple",
+        "gradient": "tab:blue",
+        "random": "tab:gray",
+    }
+    labels = {
+        "prunegrad": "PruneGrad direction (gradient of the pruned net)",
+        "gradient": "plain gradient direction (unpruned net)",
+        "random": "random direction",
+        "iterative": f"iterative ascent in the pruned net ({gains.steps} steps)",
+    }
+    for name, values in gains.gains.items():
+        mean = values.mean(1)
+        err = values.std(1, ddof=1) / np.sqrt(values.shape[1]) if values.shape[1] > 1 else 0 * mean
+        ax.plot(
+            gains.epsilons,
+            mean,
+            "--" if name == "iterative" else "-",
+            marker="o",
+            color=colors.get(name),
+            label=labels.get(name, name),
+        )
+        ax.fill_between(gains.epsilons, mean - err, mean + err, color=colors.get(name), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xticks(gains.epsilons, [f"{e:g}" for e in gains.epsilons])
+    ax.minorticks_off()
+    ax.set_xlabel("perturbation size epsilon = ||delta||_2 (normalised input units)")
+    ax.set_ylabel("S_c(x + delta) - S_c(x), pruned network (logit)")
+    ax.legend(fontsize=7)
+    n = next(iter(gains.gains.values())).shape[1]
+    ax.set_title(
+        f"Which perturbation of norm epsilon raises the pruned network's logit most?\n"
+        f"(sparsity {gains.sparsity:.2f}, mean and standard error over {n} images)",
+        fontsize=9,
+    )
+    return fig
+
+
+# -------------------------------------------------- the widget: PruneGrad's map as sparsity moves
+
+
+def build_prunegrad_widget(
+    model: nn.Module,
+    images: Tensor,
+    display_images: Tensor | np.ndarray,
+    sparsity: float = 0.9,
+    image_names: Sequence[str] | None = None,
+) -> LessonWidget:
+    """Notebook 03: sparsity and image, showing the plain gradient next to PruneGrad's map.
+
+    The result is a :class:`~prunegrad_lite.course.SparsityMaps` at sparsities 0 (the plain
+    gradient) and the slider's value; the title gives the target probability change.
+    """
+    check_display_images(images, display_images)
+    control = sparsity_slider(sparsity)
+
+    def compute(sparsity: float, image: int):
+        return sparsity_maps(model, images[image : image + 1], sorted({0.0, sparsity}))
+
+    def draw(result, sparsity: float, image: int) -> Figure:
+        title = (
+            f"Gradient of the network pruned at sparsity {sparsity:.2f}:\n"
+            f"{result.kept_fraction[sparsity][0]:.1%} of neurons kept, p(target) "
+            f"{result.prob[0]:.3f} -> {result.pruned_prob[sparsity][0]:.3f}"
+        )
+        maps = clip_maps(result.of_sample(0))
+        return plot_sparsity_sweep(display_images[image], maps, title=title)
+
+    controls = {"sparsity": control, "image": image_control(len(images), image_names)}
+    return LessonWidget("PruneGrad: move the sparsity, pick an image", controls, compute, draw)

@@ -1,0 +1,157 @@
+"""The notebook course: one module per notebook, holding its computations, figures and widget.
+
+Notebooks call these as ``pgl.course.<name>`` (``import prunegrad_lite as pgl``); the library
+(methods, steps, data, models, benchmarks, figures) stays ``pgl.<name>``.
+
+======================================  ===============================================
+module                                  notebook
+======================================  ===============================================
+:mod:`.shared`                          all: ``pick``, ``environment``, the widget base
+:mod:`.n00_setup_and_first_map`         00_setup_and_first_map
+:mod:`.n01_neuron_importance`           01_neuron_importance: Taylor scores per layer
+:mod:`.n01_ablation_check`              01_neuron_importance: the score against ablation
+:mod:`.n02_input_specific_pruning`      02_input_specific_pruning
+:mod:`.n03_prunegrad`                   03_prunegrad
+:mod:`.n04_comparing_methods`           04_comparing_methods
+:mod:`.n05_sanity_checks`               05_sanity_checks
+:mod:`.n06_pixel_perturbation`          06_pixel_perturbation
+:mod:`.n07_roar`                        07_roar (``course_results`` also 08)
+:mod:`.n08_putting_it_together`         08_putting_it_together
+======================================  ===============================================
+
+Example
+-------
+>>> import prunegrad_lite as pgl
+>>> parts = pgl.course.taylor_parts(model, x[:pgl.course.pick(64, 8)])
+>>> pgl.course.build_pruning_widget(model, x[:8])
+"""
+
+from prunegrad_lite.course.n00_setup_and_first_map import build_first_map_widget, plot_examples
+from prunegrad_lite.course.n01_ablation_check import (
+    AblationCheck,
+    plot_ablation_check,
+    taylor_vs_ablation,
+)
+from prunegrad_lite.course.n01_neuron_importance import (
+    LayerStats,
+    TaylorParts,
+    build_neuron_importance_widget,
+    format_layer_stats,
+    layer_score_stats,
+    plot_channel_scores,
+    plot_layer_scores,
+    plot_taylor_parts,
+    taylor_parts,
+    top_channels,
+)
+from prunegrad_lite.course.n02_input_specific_pruning import (
+    PruningSweep,
+    build_pruning_widget,
+    format_pruning_sweeps,
+    plot_kept_per_site,
+    plot_pruning_sweep,
+    pruning_sweep,
+)
+from prunegrad_lite.course.n03_prunegrad import (
+    DIRECTIONS,
+    PerturbationGains,
+    SparsityMaps,
+    build_prunegrad_widget,
+    perturbation_gains,
+    plot_perturbation_gains,
+    sparsity_maps,
+)
+from prunegrad_lite.course.n04_comparing_methods import (
+    MethodMaps,
+    build_method_widget,
+    method_maps,
+    describe_methods,
+    format_timings,
+)
+from prunegrad_lite.course.n05_sanity_checks import (
+    CascadingMaps,
+    build_sanity_widget,
+    cascading_maps,
+)
+from prunegrad_lite.course.n06_pixel_perturbation import (
+    PerturbedImages,
+    build_pixel_perturbation_widget,
+    perturbed_images,
+    plot_removed_pixels,
+)
+from prunegrad_lite.course.n07_roar import (
+    COURSE_PRESET,
+    CourseResults,
+    build_roar_widget,
+    course_preset,
+    course_results,
+    roar_images,
+)
+from prunegrad_lite.course.n08_putting_it_together import build_scores_widget, plot_scores
+from prunegrad_lite.course.shared import (
+    Environment,
+    LessonWidget,
+    clip_maps,
+    environment,
+    markdown,
+    pick,
+    prediction_labels,
+)
+
+__all__ = [
+    "AblationCheck",
+    "COURSE_PRESET",
+    "CascadingMaps",
+    "CourseResults",
+    "DIRECTIONS",
+    "Environment",
+    "LayerStats",
+    "LessonWidget",
+    "MethodMaps",
+    "PerturbationGains",
+    "PerturbedImages",
+    "PruningSweep",
+    "SparsityMaps",
+    "TaylorParts",
+    "build_first_map_widget",
+    "build_method_widget",
+    "build_neuron_importance_widget",
+    "build_pixel_perturbation_widget",
+    "build_prunegrad_widget",
+    "build_pruning_widget",
+    "build_roar_widget",
+    "build_sanity_widget",
+    "build_scores_widget",
+    "cascading_maps",
+    "clip_maps",
+    "method_maps",
+    "course_preset",
+    "course_results",
+    "describe_methods",
+    "environment",
+    "format_layer_stats",
+    "format_pruning_sweeps",
+    "format_timings",
+    "layer_score_stats",
+    "markdown",
+    "perturbation_gains",
+    "perturbed_images",
+    "pick",
+    "plot_ablation_check",
+    "plot_channel_scores",
+    "plot_examples",
+    "plot_kept_per_site",
+    "plot_layer_scores",
+    "plot_perturbation_gains",
+    "plot_pruning_sweep",
+    "plot_removed_pixels",
+    "plot_scores",
+    "plot_taylor_parts",
+    "prediction_labels",
+    "pruning_sweep",
+    "roar_images",
+    "sparsity_maps",
+    "taylor_parts",
+    "taylor_vs_ablation",
+    "top_channels",
+]
