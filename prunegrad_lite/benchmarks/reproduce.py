@@ -118,6 +118,7 @@ class Preset:
     roar_network: str = "roarnet"  # what ROAR retrains: "roarnet" (CPU) or "resnet8" (paper)
     roar_width: int = 16  # width of the retrained network
     roar_lr: float = 0.1  # (peak) learning rate of the ROAR recipe
+    roar_hflip: bool = True  # random horizontal flips in the ROAR recipe
     roar_optimizer: str = "sgd"  # the ROAR recipe's optimizer (TrainConfig.optimizer)
     roar_schedule: str = "onecycle"  # the ROAR recipe's schedule (TrainConfig.schedule)
     roar_validation: float = 0.1  # training images held out for the best checkpoint
@@ -144,10 +145,9 @@ PRESETS: dict[str, Preset] = {
         roar_fractions=(0.1, 0.5, 0.9),
         roar_seeds=(0, 1, 2),
         roar_epochs=10,
-        roar_batch_size=128,
+        roar_batch_size=64,
         roar_methods=(
             "gradient",
-            "integrated_gradients",
             "gradcam",
             "prunegrad",
             "random",
@@ -165,6 +165,7 @@ PRESETS: dict[str, Preset] = {
         imagenet_sanity_depth=2,
         calibration_images=500,
         roar_other_class=("prunegrad",),
+        roar_hflip=False,
         roar_tolerance=0.015,
     ),
     "quick": Preset(
@@ -651,6 +652,7 @@ def roar_config(preset: Preset, methods: Sequence[str]) -> RoarConfig:
             epochs=preset.roar_epochs,
             batch_size=preset.roar_batch_size,
             lr=preset.roar_lr,
+            hflip=preset.roar_hflip,
             optimizer=preset.roar_optimizer,
             schedule=preset.roar_schedule,
             width=preset.roar_width,
