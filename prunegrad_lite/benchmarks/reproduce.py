@@ -142,9 +142,9 @@ PRESETS: dict[str, Preset] = {
         sanity_depth=None,
         roar_train=None,
         roar_test=None,
-        roar_fractions=(0.1, 0.5, 0.9),
+        roar_fractions=(0.1, 0.5),
         roar_seeds=(0, 1, 2),
-        roar_epochs=10,
+        roar_epochs=15,
         roar_batch_size=64,
         roar_methods=(
             "gradient",
