@@ -135,6 +135,9 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
+    # ROAR in "full": the 15-epoch recipe that converges (batch 64, no flips; the measurements
+    # are in roar.ROAR_RECIPE's comment) costs 1.5x the 10-epoch one, so the grid is 10 and 50%
+    # and no Integrated Gradients: 78 retrainings, about 48 min on 2 idle cores (docs/deviations.md)
     "full": Preset(
         name="full",
         pixel_images=500,

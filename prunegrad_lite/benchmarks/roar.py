@@ -563,7 +563,11 @@ def roar(
 
 
 def _taken_elsewhere(
-    path: Path, name: str, cache: Path | None, setups: Mapping[str, str], ranks: Mapping[str, Tensor]
+    path: Path,
+    name: str,
+    cache: Path | None,
+    setups: Mapping[str, str],
+    ranks: Mapping[str, Tensor],
 ) -> bool:
     """Is another process computing this cell, or the maps it needs (same cache folder)?"""
     if locked_elsewhere(path):
