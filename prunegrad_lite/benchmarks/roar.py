@@ -126,9 +126,11 @@ _CELL_KEYS = ("method", "variant", "fraction", "seed", "test_accuracy")  # a cac
 #: images only (``perf/roar_recipe.py``, 9k fit / 1k validation / 2k test, test accuracy):
 #: batch 128 with flips, 10 epochs 0.8495 / 0.8525 / 0.8500 vs 30 epochs 0.879 / 0.880 (gap
 #: ~3 points); batch 64 without flips, 10 epochs 0.8670 (seed 0) / 0.8755 (seed 1) vs 30
-#: epochs 0.8845 (seed 0: gap 1.75 points > 1.5), so 15 epochs; its own 3x check runs first in
-#: every ``reproduce`` (``reference_accuracy_3x_longer``), see docs/deviations.md for the
-#: numbers. Width 24 / 32 cost 2.2x / 3.2x the time per epoch (1 thread): too slow for the grid.
+#: epochs 0.8845 (seed 0: gap 1.75 points > 1.5), so 15 epochs: 0.8900 / 0.8680 / 0.8745
+#: (seeds 0-2, mean 0.8775) against 45 epochs 0.8840 / 0.8910 / 0.8705 (mean 0.8818), a gap of
+#: 0.43 points (the reference cells of the full run, 1 thread each). The 3x check runs first in
+#: every ``reproduce`` (``reference_accuracy_3x_longer``). Width 24 / 32 cost 2.2x / 3.2x the
+#: time per epoch of width 16 (1 thread): too slow for the grid.
 ROAR_RECIPE = TrainConfig(epochs=15, batch_size=64, lr=0.1, hflip=False, width=16)
 NETWORKS = ("roarnet", "resnet8")  # what ROAR retrains: RoarNet (CPU) or FashionResNet (paper)
 REPLACEMENTS = ("mean", "noisy_linear")  # what removed pixels become
