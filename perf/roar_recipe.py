@@ -12,11 +12,15 @@ images are used: the recipe is chosen on the reference alone, never on a method'
 Usage::
 
     python perf/roar_recipe.py --epochs 10 --width 16 --seeds 0 1 --longer 3 >> runs/recipe.jsonl
+    # collect the candidates and a reproduce run's reference cells into one record:
+    python perf/roar_recipe.py --collect runs/*.jsonl --cache RUN/cache \
+        --out docs/results/roar_recipe_convergence.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -41,7 +45,13 @@ def main() -> None:
     parser.add_argument("--longer", type=int, default=3, help="also train this many times longer")
     parser.add_argument("--only-longer", action="store_true", help="train only the longer runs")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--collect", nargs="+", default=None, help="candidate JSONL files")
+    parser.add_argument("--cache", default=None, help="a reproduce run's cache folder")
+    parser.add_argument("--out", default=None, help="where --collect writes its JSON")
     args = parser.parse_args()
+    if args.collect is not None:
+        collect(args.collect, args.cache, args.out)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     train, test = load_dataset("fashion_mnist", "train"), load_dataset("fashion_mnist", "test")
@@ -92,6 +102,49 @@ def main() -> None:
                 "utc": time.strftime("%H:%M:%S", time.gmtime()),
             }
             print(json.dumps(row), flush=True)
+
+
+def collect(files: list[str], cache: str | None, out: str | None) -> None:
+    """One JSON record: every candidate measured (the JSONL rows) and, from a ``reproduce`` run
+    of the full preset, its reference cells (unmodified images) and their 3x longer runs."""
+    from pathlib import Path
+
+    from prunegrad_lite.benchmarks.reproduce import PRESETS, roar_config
+    from prunegrad_lite.benchmarks.roar import recipe_hash
+
+    rows = [json.loads(line) for f in files for line in Path(f).read_text().splitlines() if line]
+    record: dict = {"candidates": rows}
+    if cache is not None:
+        full = PRESETS["full"]
+        config = roar_config(full, full.roar_methods)
+        recipe = recipe_hash(config.recipe, config)
+        refs = {}
+        for variant in ("none", "none.longer"):
+            for path in sorted(Path(cache).glob(f"roar/*/{variant}/t0.0000_s*_{recipe}.json")):
+                cell = json.loads(path.read_text())
+                refs.setdefault(variant, {})[cell["seed"]] = {
+                    "test_accuracy": cell["test_accuracy"],
+                    "validation_accuracy": cell["validation_accuracy"],
+                    "best_epoch": cell["best_epoch"],
+                    "epochs": cell["recipe"]["epochs"],
+                    "wall_time_s": round(cell["wall_time_s"], 1),
+                }
+        base = [refs["none"][s]["test_accuracy"] for s in config.seeds]
+        longer = [refs["none.longer"][s]["test_accuracy"] for s in config.seeds]
+        record["full_preset"] = {
+            "recipe": dataclasses.asdict(config.recipe),
+            "recipe_hash": recipe,
+            "seeds": list(config.seeds),
+            "reference_accuracy": base,
+            "reference_accuracy_3x_longer": longer,
+            "gap_points": round(100 * (sum(longer) / len(longer) - sum(base) / len(base)), 2),
+            "cells": refs,
+        }
+    text = json.dumps(record, indent=1) + "\n"
+    if out is None:
+        print(text)
+    else:
+        Path(out).write_text(text)
 
 
 if __name__ == "__main__":

@@ -300,3 +300,32 @@ def test_a_cell_taken_by_another_process_is_done_last_in_its_phase(tmp_path, mon
     order = [(c["method"], c["seed"]) for c in result.settings["cells"]]
     assert order[:2] == [("none", 1), ("none", 0)]  # deferred, but before any grid cell
     assert sorted(order[2:]) == [("quadrant", 0), ("quadrant", 1)]
+
+
+def test_readme_roar_numbers_are_the_recorded_convergence_check():
+    """The README's ROAR paragraph quotes the full preset's reference accuracies and their 3x
+    longer runs as recorded in docs/results/roar_recipe_convergence.json (from the run's cache,
+    ``perf/roar_recipe.py --collect``), and the recorded recipe is the full preset's."""
+    import dataclasses
+    import json
+    import math
+    import re
+    from pathlib import Path
+
+    from prunegrad_lite.benchmarks.reproduce import PRESETS, roar_config
+
+    root = Path(__file__).resolve().parents[1]
+    record = json.loads((root / "docs/results/roar_recipe_convergence.json").read_text())
+    full = record["full_preset"]
+    config = roar_config(PRESETS["full"], PRESETS["full"].roar_methods)
+    assert full["recipe"] == dataclasses.asdict(config.recipe)
+    assert full["recipe_hash"] == recipe_hash(config.recipe, config)
+    readme = (root / "README.md").read_text()
+    paragraph = re.search(r"\*\*ROAR\.\*\*(.*?)\n\n", readme, re.S).group(1)
+    base, longer = full["reference_accuracy"], full["reference_accuracy_3x_longer"]
+    for value in [*base, *longer, sum(base) / len(base), sum(longer) / len(longer)]:
+        assert f"{value:.4f}" in paragraph
+    gap = 100 * (sum(longer) / len(longer) - sum(base) / len(base))
+    assert 0 <= gap <= 1.5 and f"a gap of {gap:.1f} points" in paragraph
+    se = math.sqrt(sum(base) / len(base) * (1 - sum(base) / len(base)) / 2000)
+    assert f"standard error on the 2,000 test images is {se:.4f}" in paragraph
