@@ -236,3 +236,96 @@ def test_a_recipe_that_does_not_converge_stops_before_the_grid(tmp_path, monkeyp
     assert not list((tmp_path / "maps").rglob("*.pt"))
     with pytest.raises(ValueError, match="convergence_tolerance"):
         RoarConfig(longer_reference=0, convergence_tolerance=0.015)
+
+
+def test_locked_elsewhere_sees_another_process_holding_a_cell(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from prunegrad_lite.benchmarks.cache import load_json_cell, locked_elsewhere, store_json_cell
+
+    path = tmp_path / "cell.json"
+    assert not locked_elsewhere(path)  # no lock file yet
+    holder = textwrap.dedent(
+        f"""
+        import sys
+        from prunegrad_lite.benchmarks.cache import load_json_cell
+        assert load_json_cell({str(path)!r}) is None   # takes the lock
+        print("holding", flush=True)
+        sys.stdin.readline()
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "holding"
+        assert locked_elsewhere(path)
+    finally:
+        proc.communicate("\n", timeout=60)
+    assert not locked_elsewhere(path)  # released when the holder exits
+    assert load_json_cell(path) is None  # ours now: not "elsewhere"
+    assert not locked_elsewhere(path)
+    store_json_cell(path, {"value": 1})
+
+
+def test_a_cell_taken_by_another_process_is_done_last_in_its_phase(tmp_path, monkeypatch):
+    """Two processes on one cache folder share the work: a reference cell another process
+    holds goes to the end of the references (never after the grid), and is read when it is
+    free again."""
+    import importlib
+
+    roar_module = importlib.import_module("prunegrad_lite.benchmarks.roar")
+    probes: list[str] = []
+
+    def fake_locked(path) -> bool:  # seed 0's reference is "taken" on its first probe only
+        probes.append(str(path))
+        return "none/t0.0000_s0_" in str(path) and len(probes) == 1
+
+    monkeypatch.setattr(roar_module, "locked_elsewhere", fake_locked)
+    train, test = quadrant_images(200, seed=7), quadrant_images(100, seed=8)
+    config = RoarConfig(fractions=(0.25,), seeds=(0, 1), recipe=RECIPE, longer_reference=0)
+    result = roar(
+        QuadrantModel().eval(),
+        train,
+        test,
+        [QuadrantMap],
+        config,
+        cache_dir=tmp_path,
+        device="cpu",
+        progress=False,
+        model_fn=linear_model,
+    )
+    order = [(c["method"], c["seed"]) for c in result.settings["cells"]]
+    assert order[:2] == [("none", 1), ("none", 0)]  # deferred, but before any grid cell
+    assert sorted(order[2:]) == [("quadrant", 0), ("quadrant", 1)]
+
+
+def test_readme_roar_numbers_are_the_recorded_convergence_check():
+    """The README's ROAR paragraph quotes the full preset's reference accuracies and their 3x
+    longer runs as recorded in docs/results/roar_recipe_convergence.json (from the run's cache,
+    ``perf/roar_recipe.py --collect``), and the recorded recipe is the full preset's."""
+    import dataclasses
+    import json
+    import math
+    import re
+    from pathlib import Path
+
+    from prunegrad_lite.benchmarks.reproduce import PRESETS, roar_config
+
+    root = Path(__file__).resolve().parents[1]
+    record = json.loads((root / "docs/results/roar_recipe_convergence.json").read_text())
+    full = record["full_preset"]
+    config = roar_config(PRESETS["full"], PRESETS["full"].roar_methods)
+    assert full["recipe"] == dataclasses.asdict(config.recipe)
+    assert full["recipe_hash"] == recipe_hash(config.recipe, config)
+    readme = (root / "README.md").read_text()
+    paragraph = re.search(r"\*\*ROAR\.\*\*(.*?)\n\n", readme, re.S).group(1)
+    base, longer = full["reference_accuracy"], full["reference_accuracy_3x_longer"]
+    for value in [*base, *longer, sum(base) / len(base), sum(longer) / len(longer)]:
+        assert f"{value:.4f}" in paragraph
+    gap = 100 * (sum(longer) / len(longer) - sum(base) / len(base))
+    assert 0 <= gap <= 1.5 and f"a gap of {gap:.1f} points" in paragraph
+    se = math.sqrt(sum(base) / len(base) * (1 - sum(base) / len(base)) / 2000)
+    assert f"standard error on the 2,000 test images is {se:.4f}" in paragraph

@@ -304,6 +304,25 @@ def _acquire(path: Path, kind: str) -> bool:
     return waited
 
 
+def locked_elsewhere(path: str | os.PathLike) -> bool:
+    """Is the cell at ``path`` being computed by another process right now (its lock held)?
+    A probe that takes nothing: a caller with other cells to do can come back to it later
+    instead of waiting (two processes on one cache folder then share the work)."""
+    lock_file = _lock_path(Path(path))
+    if fcntl is None or not lock_file.exists():
+        return False
+    with _held_guard:
+        if any(lock.path == Path(path) for lock in _held.values()):
+            return False  # ours
+    with open(lock_file, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
 def _load_cell(path: Path, kind: str, read: Callable[[], Any]) -> Any:
     value = read()
     if value is not None:
