@@ -5,8 +5,8 @@ Models and data (all offline):
 
 * ``fashion_mnist``: the shipped FashionResNet on the shipped Fashion-MNIST subset (10k train /
   2k test): sanity checks, pixel perturbation and ROAR;
-* ``efficientnet_lite0``: the ImageNet EfficientNet-Lite0 on the seven photographs of scikit-image
-  and scikit-learn: sanity checks and pixel perturbation (ROAR needs an ImageNet training set,
+* ``efficientnet_lite0``: the ImageNet EfficientNet-Lite0 on the 19 offline photographs of scikit-image,
+  scikit-learn and matplotlib: sanity checks and pixel perturbation (ROAR needs an ImageNet training set,
   which is not offline).
 
 Sizes come from a :class:`~.presets.Preset` (:mod:`.presets`): ``"full"`` (the default),
@@ -150,7 +150,7 @@ def reproduce(
     preset : a :class:`Preset` or a name in :data:`PRESETS` ("full", "quick", "smoke",
         "paper"); overrides ``quick`` (a name is still replaced by "smoke" in smoke mode).
     imagenet_folder : an ImageNet-style folder (``<class>/<image>``) to run the ImageNet models
-        on instead of the seven photographs: the paper's scale on a GPU with your own data.
+        on instead of the offline photographs: the paper's scale on a GPU with your own data.
     imagenet_images : how many images to draw from it (seeded); default 1000.
 
     Example

@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="ImageNet-style folder (<class>/<image>) for the ImageNet models instead of the "
-        "seven offline photographs",
+        "offline photographs (19, shipped inside scikit-image, scikit-learn and matplotlib)",
     )
     parser.add_argument(
         "--imagenet-images", type=int, default=1000, help="images drawn from it (default 1000)"
