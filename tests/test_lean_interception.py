@@ -12,12 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import prunegrad_lite as pgl
-from prunegrad_lite.attribution import activations as activations_module
-from prunegrad_lite.attribution.activations import (
-    intercept_activations,
-    interception_copies,
-    masked_activation,
-)
+from prunegrad_lite.attribution import lean as lean_module
+from prunegrad_lite.attribution.activations import intercept_activations
+from prunegrad_lite.attribution.lean import interception_copies, masked_activation
 
 
 @pytest.mark.parametrize("kind", ["relu", "relu6"])
@@ -84,8 +81,8 @@ def test_prunegrad_is_right_on_models_that_touch_activations_in_place(variant):
         for a, b in zip(got.scores, expected.scores):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     # the model that modifies its activations afterwards was detected and rerun with copies
-    assert (other in activations_module._MODIFYING_MODELS) == (variant is ModifiesAfter)
-    assert clean not in activations_module._MODIFYING_MODELS
+    assert (other in lean_module._MODIFYING_MODELS) == (variant is ModifiesAfter)
+    assert clean not in lean_module._MODIFYING_MODELS
 
 
 def test_lean_interception_hands_back_the_handlers_tensor_and_keeps_the_side_effect():

@@ -29,12 +29,9 @@ one model at the same time and each gets exactly its single-threaded maps.
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
-import weakref
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
 from dataclasses import dataclass
 
 import torch
@@ -42,16 +39,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from prunegrad_lite.attribution.lean import (
+    ActivationModifiedError,
+    _activate,
+    _activate_,
+    copies_mode,
+    masked_activation,
+)
+
 __all__ = [
-    "ActivationModifiedError",
     "ActivationSite",
     "NoActivationError",
     "UnhandledActivationWarning",
     "count_activation_sites",
     "intercept_activations",
-    "interception_copies",
-    "lean_interception",
-    "masked_activation",
     "no_activation_error",
     "straight_through_clip",
 ]
@@ -137,110 +138,6 @@ def _parse_call(func: Callable, args: tuple, kwargs: dict) -> tuple[str, Tensor,
     if not x.is_floating_point():
         return None
     return kind, x, in_place
-
-
-def _activate(kind: str, x: Tensor) -> Tensor:
-    return torch.relu(x) if kind == "relu" else F.relu6(x)
-
-
-def _activate_(kind: str, x: Tensor) -> Tensor:
-    return torch.relu_(x) if kind == "relu" else F.hardtanh_(x, 0.0, 6.0)
-
-
-class _MaskedActivation(torch.autograd.Function):
-    """``activation(x) * m`` for a 0/1 mask ``m``, saving only the output for backward.
-
-    Unfused, autograd keeps the activation's output (ReLU's backward reads it) *and* the
-    product; fused, only the product ``y``. The backward is the activation's own rule read
-    off ``y``: where ``m = 1``, ``y > 0`` exactly where ReLU passes gradient (``0 < y < 6``
-    for ReLU6); where ``m = 0``, ``y = 0`` and nothing passes, as ``g * 0`` gave.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, m: Tensor, kind: str, in_place: bool) -> Tensor:
-        if in_place:  # into x's own memory, as an in-place activation computes
-            y = _activate_(kind, x)
-            (y if y.shape[0] == m.shape[0] else y.view(-1, *m.shape)).mul_(m)
-            ctx.mark_dirty(x)
-        elif x.shape[0] == m.shape[0]:
-            y = _activate(kind, x) * m
-        else:  # a batch of k copies of the masks' batch, laid out index = k * N + n
-            y = (_activate(kind, x).view(-1, *m.shape) * m).view(x.shape)
-        ctx.kind = kind
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        (y,) = ctx.saved_tensors
-        blocked = y <= 0 if ctx.kind == "relu" else (y <= 0) | (y >= 6)
-        return grad.masked_fill(blocked, 0), None, None, None
-
-
-def masked_activation(x: Tensor, m: Tensor, kind: str = "relu", in_place: bool = False) -> Tensor:
-    """``relu(x) * m`` (``kind="relu6"``: ``relu6(x) * m``) for a uint8 0/1 mask ``m``, with the
-    gradient of the unfused product and a third less memory held for backward.
-
-    ``m`` has ``x``'s shape, or ``x``'s batch is a multiple of ``m``'s (``index = k * N + n``).
-    ``in_place=True`` writes the result into ``x`` (which must not be a leaf that requires grad).
-    """
-    if in_place and not x.is_contiguous():
-        in_place = False  # a strided x cannot be viewed as k copies of the masks' batch
-    if in_place:
-        return _MaskedActivation.apply(x, m, kind, True)
-    return _MaskedActivation.apply(x, m, kind, False)
-
-
-class ActivationModifiedError(RuntimeError):
-    """Lean interception: the model modified a site's output in place after the activation."""
-
-
-_COPIES = ("default", "lean", "copy")
-
-
-# models seen to modify an activation's output in place after the call: run with copies
-_MODIFYING_MODELS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
-
-
-def lean_interception(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ``fn(model, ...)`` with ``interception_copies("lean")``; when the model turns out to
-    modify an activation's output in place afterwards, run it again with ``"copy"`` (and from
-    then on for that model). Used as a decorator by :func:`~prunegrad_lite.prunegrad`."""
-
-    @functools.wraps(fn)
-    def run(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        if model not in _MODIFYING_MODELS:
-            try:
-                with interception_copies("lean"):
-                    return fn(model, *args, **kwargs)
-            except ActivationModifiedError:
-                _MODIFYING_MODELS.add(model)
-        with interception_copies("copy"):
-            return fn(model, *args, **kwargs)
-
-    return run
-
-
-@contextlib.contextmanager
-def interception_copies(copies: str) -> Iterator[None]:
-    """Set how :func:`intercept_activations` blocks opened inside (this thread) hand tensors back.
-
-    ``"default"``: an in-place activation call writes the result into its input and returns
-    the input (two buffers per in-place site); an out-of-place call returns the handler's
-    tensor. ``"lean"``: an in-place call also writes into its input but returns the handler's
-    tensor, so the input buffer is freed when the model drops it (one buffer per site, as the
-    plain model), and at the end of each forward pass a site output the model modified in
-    place afterwards raises :class:`ActivationModifiedError` (the handler's tensor would then
-    be wrong): the caller reruns with ``"copy"``, which hands the model a copy at every site.
-    """
-    if copies not in _COPIES:
-        raise ValueError(f"copies must be one of {_COPIES}, got {copies!r}")
-    previous = getattr(_local, "copies", "default")
-    _local.copies = copies
-    try:
-        yield
-    finally:
-        _local.copies = previous
 
 
 Handler = Callable[[ActivationSite, Tensor], Tensor]
@@ -454,7 +351,7 @@ def intercept_activations(
     """
     _check_interceptable(model)
     handler = handler or (lambda site, out: out)
-    mode = _Interceptor(handler, [], getattr(_local, "copies", "default"))
+    mode = _Interceptor(handler, [], copies_mode())
     if not names:
         mode._site_name = lambda: f"site{len(mode.sites)}"  # type: ignore[method-assign]
 

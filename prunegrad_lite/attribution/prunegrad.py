@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from prunegrad_lite.attribution.activations import ActivationSite, lean_interception
+from prunegrad_lite.attribution.activations import ActivationSite
+from prunegrad_lite.attribution.lean import lean_interception
 from prunegrad_lite.attribution.base import Attribution, TargetLike, checked, input_gradient
 from prunegrad_lite.attribution.outputs import relative_change, target_probability
 from prunegrad_lite.attribution.pruning import (
