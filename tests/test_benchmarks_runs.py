@@ -226,3 +226,56 @@ def test_roar_arguments_are_checked():
             ["random"],
             progress=False,
         )
+
+
+def test_sanity_steps_are_cached_and_a_killed_run_resumes(resnet, tmp_path, monkeypatch):
+    """A run killed in the middle redoes only the unfinished steps and gives the same result
+    as an uncached run; a second run computes no map at all."""
+    sanity_module = importlib.import_module("prunegrad_lite.benchmarks.sanity")
+    images = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    config = SanityConfig(
+        depth=1, measures=("spearman_abs", "ssim"), inits=("authors", "reset"), draws=2
+    )
+    kwargs = {"device": "cpu", "progress": False, "seed": 3}
+    methods = ["gradient", "random"]
+    reference = sanity_checks(resnet, images, methods, config, **kwargs)
+    real = sanity_module.maps_for_images
+    calls = {"n": 0}
+
+    def dies_after(limit):
+        def maps(*args, **kw):
+            calls["n"] += 1
+            if calls["n"] > limit:
+                raise KeyboardInterrupt("killed")
+            return real(*args, **kw)
+
+        return maps
+
+    # 2 original maps, then 2 per step: killed in the 7th step of 40
+    monkeypatch.setattr(sanity_module, "maps_for_images", dies_after(2 + 2 * 6 + 1))
+    with pytest.raises(KeyboardInterrupt):
+        sanity_checks(resnet, images, methods, config, cache_dir=tmp_path, **kwargs)
+    stored = sorted((tmp_path / "sanity").rglob("*_s?.pt"))
+    assert len(stored) == 6
+    calls["n"] = 0
+    monkeypatch.setattr(sanity_module, "maps_for_images", dies_after(10**6))
+    resumed = sanity_checks(resnet, images, methods, config, cache_dir=tmp_path, **kwargs)
+    assert calls["n"] == 2 + 2 * (40 - 6)  # the original maps and the 34 unfinished steps
+    assert len(sorted((tmp_path / "sanity").rglob("*_s?.pt"))) == 40
+    calls["n"] = 0
+    again = sanity_checks(resnet, images, methods, config, cache_dir=tmp_path, **kwargs)
+    assert calls["n"] == 2  # only the original maps
+    for result in (resumed, again):
+        assert result.scores == reference.scores
+        assert result.units.keys() == reference.units.keys()
+        for key, values in reference.units.items():
+            torch.testing.assert_close(result.units[key], values, equal_nan=True)
+        for col, maps in reference.examples["maps"].items():
+            assert torch.equal(result.examples["maps"][col], maps)
+    # fewer draws reuse the larger run's steps; another seed does not
+    calls["n"] = 0
+    fewer = dataclasses.replace(config, draws=1, inits=("authors",))
+    sanity_checks(resnet, images, methods, fewer, cache_dir=tmp_path, **kwargs)
+    assert calls["n"] == 2
+    sanity_checks(resnet, images, methods, fewer, cache_dir=tmp_path, **{**kwargs, "seed": 4})
+    assert calls["n"] == 2 + 2 + 2 * 10

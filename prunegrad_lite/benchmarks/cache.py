@@ -33,6 +33,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.io import atomic_write, sha256_bytes, write_text
@@ -65,6 +66,7 @@ __all__ = [
     "load_tensor_cell",
     "read_json",
     "read_tensor",
+    "setup_hash",
     "store_json_cell",
     "store_result_cell",
     "store_tensor_cell",
@@ -93,6 +95,24 @@ def cache_key(*parts: Any) -> str:
     """16 hex digits naming a cached cell by everything it depends on (``parts``, as JSON; an
     object JSON cannot hold by its ``repr``): a changed setting gives a new file."""
     return sha256_bytes(json.dumps(parts, sort_keys=True, default=repr).encode())[:16]
+
+
+def _digest_into(digest: Any, tensor: Tensor) -> None:
+    t = tensor.detach().cpu().contiguous()
+    digest.update(str((tuple(t.shape), str(t.dtype))).encode())
+    digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+
+def setup_hash(model: nn.Module, *tensors: Tensor, extra: Any = None) -> str:
+    """16 hex digits identifying a model's weights, some tensors and JSON-able ``extra``."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        _digest_into(digest, value)
+    for t in tensors:
+        _digest_into(digest, t)
+    digest.update(json.dumps(extra, sort_keys=True, default=repr).encode())
+    return digest.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------- JSON

@@ -62,7 +62,8 @@ from prunegrad_lite.benchmarks.presets import (
     select_preset,
 )
 from prunegrad_lite.benchmarks.results import BenchmarkResult
-from prunegrad_lite.benchmarks.roar import roar, setup_hash
+from prunegrad_lite.benchmarks.cache import setup_hash
+from prunegrad_lite.benchmarks.roar import roar
 from prunegrad_lite.benchmarks.sanity import SanityConfig, sanity_checks
 from prunegrad_lite.benchmarks.setups import Setup, load_setup, prunegrad_sparsity
 from prunegrad_lite.benchmarks.summary import write_summary
@@ -299,7 +300,9 @@ def _run(
             target=preset.sanity_target,
         )
         images = setup.sanity_images
-        return sanity_checks(setup.model, images, classes, config, display=setup.display, **common)
+        return sanity_checks(
+            setup.model, images, classes, config, display=setup.display, cache_dir=cache, **common
+        )
     config = roar_config(preset, [m for m in methods])
     print(roar_cost(preset, list(methods), len(setup.train), len(setup.test)), flush=True)
     return roar(setup.model, setup.train, setup.test, classes, config, cache_dir=cache, **common)

@@ -79,6 +79,7 @@ from prunegrad_lite.benchmarks.cache import (
     load_json_cell,
     locked_elsewhere,
     load_tensor_cell,
+    setup_hash,
     store_json_cell,
     store_tensor_cell,
 )
@@ -214,24 +215,6 @@ def recipe_hash(recipe: TrainConfig, config: RoarConfig | None = None) -> str:
             "replacement": config.replacement,
         }
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _tensor_digest(digest: Any, tensor: Tensor) -> None:
-    t = tensor.detach().cpu().contiguous()
-    digest.update(str((tuple(t.shape), str(t.dtype))).encode())
-    digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-
-
-def setup_hash(model: nn.Module, *tensors: Tensor, extra: Any = None) -> str:
-    """16 hex digits identifying a model's weights, some tensors and JSON-able ``extra``."""
-    digest = hashlib.sha256()
-    for key, value in model.state_dict().items():
-        digest.update(key.encode())
-        _tensor_digest(digest, value)
-    for t in tensors:
-        _tensor_digest(digest, t)
-    digest.update(json.dumps(extra, sort_keys=True, default=repr).encode())
-    return digest.hexdigest()[:16]
 
 
 def roar_cell_path(

@@ -42,6 +42,13 @@ Protocol (spec section 3, fixed before looking at results):
   are in metric ``"constant"`` (per draw and image, 1 for a constant map) and summed over draws
   in ``settings["constant_maps"]`` (variant -> method -> count per step).
 
+Resuming: with ``cache_dir``, every randomisation step (init, variant, draw, stage) is stored
+when it is done (``cache_dir/sanity/<setup>/<variant>_d<draw>_s<step>.pt``: the per-image
+similarities and constant flags of every method, checksummed and written atomically), keyed by
+the model's weights, the images, the methods and their options, the seed and the protocol. A
+killed run redoes only the step it was in: the earlier stages of a cascading run are re-drawn
+from their seeded generators (cheap) instead of recomputing their maps.
+
 Example
 -------
 >>> result = sanity_checks(model, test.images[:200], ["gradient", "guided_backprop", "edge"])
@@ -52,8 +59,10 @@ Example
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,6 +78,7 @@ from prunegrad_lite.benchmarks.attribution_maps import (
     options_for,
     predict,
 )
+from prunegrad_lite.benchmarks.cache import load_tensor_cell, setup_hash, store_tensor_cell
 from prunegrad_lite.benchmarks.randomisation import (
     Stage,
     randomisation_stages,
@@ -162,6 +172,7 @@ def sanity_checks(
     method_options: MethodOptions | None = None,
     display: tuple[Sequence[float], Sequence[float]] | None = None,
     model_name: str = "model",
+    cache_dir: str | os.PathLike | None = None,
 ) -> BenchmarkResult:
     """Run the cascading and independent randomisation checks for every method.
 
@@ -179,6 +190,8 @@ def sanity_checks(
     display : ``(mean, std)`` of the normalisation in [0, 1] pixel units, to draw the example
         images; None: the example figure shows the normalised input as it is.
     model_name : the name written into the results.
+    cache_dir : folder where every finished randomisation step is stored, so that a killed run
+        resumes (see the module docstring); None: nothing cached.
 
     Curves: ``(measure, variant)`` per method along the stages, step 0 the original model,
     over all draws and images; also ``{measure}_defined`` (maps that became constant left out)
@@ -208,6 +221,7 @@ def sanity_checks(
     }
     shown, k = _example_columns(len(stages)), min(config.example_images, len(images))
     example_maps: dict[str, list[Tensor]] = {"original": [original[n][:k] for n in names]}
+    steps = _StepCache(cache_dir, base, images, names, method_options, config, seed)
     total = len(runs) * config.draws * len(stages)
     bar = tqdm(total=total, desc="sanity checks", disable=not progress)
     for init, variant, vname in runs:
@@ -220,17 +234,26 @@ def sanity_checks(
                     randomise_stage_(net, stage, stage_generator(seed, i, d), config.init_std)
                 else:
                     reset_stage_(net, stage, stage_generator(seed, i, d))
-                explained = (
-                    target
-                    if config.target == "original"
-                    else predict(net, images, config.batch_size).argmax(1)
-                )
+                example = vname == "cascading" and d == 0 and i + 1 in shown and k > 0
                 bar.set_postfix(init=init, variant=variant, draw=d, stage=stage.name)
-                for name in names:
-                    maps = maps_of(net, name, explained)
-                    tables[vname].record(name, d, i + 1, maps)
-                    if vname == "cascading" and d == 0 and i + 1 in shown and k:
-                        example_maps.setdefault(f"→ {stage.name}", []).append(maps[:k])
+                done = steps.load(vname, d, i + 1, len(tables[vname].measures), example)
+                if done is None:  # compute this step's maps and similarities
+                    explained = (
+                        target
+                        if config.target == "original"
+                        else predict(net, images, config.batch_size).argmax(1)
+                    )
+                    shown_maps = []
+                    for name in names:
+                        maps = maps_of(net, name, explained)
+                        tables[vname].record(name, d, i + 1, maps)
+                        shown_maps.append(maps[:k])
+                    done = (tables[vname].step_table(d, i + 1), shown_maps if example else None)
+                    steps.store(vname, d, i + 1, *done)
+                else:
+                    tables[vname].restore(d, i + 1, done[0])
+                if example:
+                    example_maps[f"→ {stage.name}"] = list(done[1])
                 bar.update()
     bar.close()
     result = BenchmarkResult("sanity", model_name, names, [], [], {})
@@ -286,6 +309,28 @@ class _Similarities:
             self.values[name][m][draw, step] = sims[m]
         self.constant[name][draw, step] = constant_maps(maps)
 
+    def step_table(self, draw: int, step: int) -> Tensor:
+        """One step's values of every method, (M, K+1, N) float64: the K measures, then the
+        constant flags (1.0 for a constant map); what :class:`_StepCache` stores."""
+        return torch.stack(
+            [
+                torch.stack(
+                    [
+                        *(self.values[name][m][draw, step] for m in self.measures),
+                        self.constant[name][draw, step].double(),
+                    ]
+                )
+                for name in self.values
+            ]
+        )
+
+    def restore(self, draw: int, step: int, table: Tensor) -> None:
+        """Put back a step stored by :meth:`step_table`."""
+        for j, name in enumerate(self.values):
+            for q, m in enumerate(self.measures):
+                self.values[name][m][draw, step] = table[j, q]
+            self.constant[name][draw, step] = table[j, -1] > 0.5
+
     def tables(self, name: str, constant_similarity: float | None) -> dict[str, Tensor]:
         """Every metric of one method, (D, S+1, N): ``constant`` (1 for a constant map), each
         measure (a correlation of a map that became constant counted as
@@ -305,6 +350,68 @@ class _Similarities:
                     became, torch.full_like(values, float("nan")), values
                 )
         return out
+
+
+class _StepCache:
+    """The finished randomisation steps of one sanity run on disk (``cache_dir`` None: off).
+
+    A step's key holds everything its values depend on: the model's weights, the images, the
+    methods with their options, the seed and the protocol except what only says *which* steps
+    run (``variants``, ``inits``, ``draws``: a larger run reuses a smaller one's steps) and
+    ``constant_similarity`` (applied when the result is assembled)."""
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike | None,
+        model: nn.Module,
+        images: Tensor,
+        names: list[str],
+        method_options: MethodOptions | None,
+        config: SanityConfig,
+        seed: int,
+    ) -> None:
+        self.folder: Path | None = None
+        self.names, self.images = names, len(images)
+        if cache_dir is None:
+            return
+        protocol = asdict(config)
+        for which in ("variants", "inits", "draws", "constant_similarity"):
+            protocol.pop(which)
+        extra = ["sanity", names, describe_options(method_options), protocol, seed]
+        self.folder = Path(cache_dir) / "sanity" / setup_hash(model, images, extra=extra)
+
+    def _path(self, vname: str, draw: int, step: int, kind: str) -> Path:
+        assert self.folder is not None
+        return self.folder / f"{vname}_d{draw}_s{step}{kind}.pt"
+
+    def load(
+        self, vname: str, draw: int, step: int, measures: int, example: bool
+    ) -> tuple[Tensor, list[Tensor] | None] | None:
+        """The stored step (its values and, when ``example``, the example maps per method), or
+        None: compute it and :meth:`store` it (this process then holds its lock)."""
+        if self.folder is None:
+            return None
+        shape = (len(self.names), measures + 1, self.images)
+        table = load_tensor_cell(self._path(vname, draw, step, ""), shape=shape, kind="sanity")
+        if table is None:
+            return None
+        if not example:
+            return table, None
+        maps = load_tensor_cell(self._path(vname, draw, step, "_maps"), kind="sanity_maps")
+        if maps is None or maps.shape[0] != len(self.names):
+            return None  # recompute the step (its maps were lost)
+        return table, list(maps.unbind(0))
+
+    def store(
+        self, vname: str, draw: int, step: int, table: Tensor, maps: list[Tensor] | None
+    ) -> None:
+        if self.folder is None:
+            return
+        if maps is not None:  # the example maps first: a stored table means the step is done
+            path = self._path(vname, draw, step, "_maps")
+            load_tensor_cell(path, kind="sanity_maps")  # takes its lock
+            store_tensor_cell(path, torch.stack(maps), kind="sanity_maps")
+        store_tensor_cell(self._path(vname, draw, step, ""), table, kind="sanity")
 
 
 def _add_variant(
