@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from prunegrad_lite.benchmarks.roar import _validation_split
+from prunegrad_lite.benchmarks.roar_inputs import validation_split as _validation_split
 from prunegrad_lite.benchmarks.roar_models import RoarNet
 from prunegrad_lite.data import load_dataset
 from prunegrad_lite.training import TrainConfig, train_model

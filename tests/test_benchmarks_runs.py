@@ -31,6 +31,7 @@ from prunegrad_lite.training import TrainConfig
 
 # the module, not the function of the same name that prunegrad_lite.benchmarks exports
 roar_module = importlib.import_module("prunegrad_lite.benchmarks.roar")
+roar_inputs = importlib.import_module("prunegrad_lite.benchmarks.roar_inputs")
 
 
 @pytest.fixture
@@ -186,7 +187,7 @@ def test_roar_cells_are_cached_and_an_interrupted_run_resumes(tmp_path, monkeypa
     def no_maps(*args, **kw):
         raise AssertionError("maps are cached")
 
-    monkeypatch.setattr(roar_module, "compute_maps", no_maps)
+    monkeypatch.setattr(roar_inputs, "compute_maps", no_maps)
     trained.clear()
     again = roar(model, train, test, ["random", PerfectMap], config, **kwargs)
     assert trained == [] and again.scores == first.scores

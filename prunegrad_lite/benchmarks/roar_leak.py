@@ -64,7 +64,7 @@ def replace_removed(
     """``images`` (N, C, H, W) with ``removed`` (N, 1, H, W) pixels replaced, all channels:
     ``"mean"`` by ``fill`` (C,) (default: the images' per-channel mean) or ``"noisy_linear"``
     (ROAD's imputation, noise std 0.01, seeded)."""
-    from prunegrad_lite.benchmarks.roar import _replace
+    from prunegrad_lite.benchmarks.roar_inputs import replace_removed as _replace
 
     if fill is None:
         fill = images.mean(dim=(0, 2, 3))

@@ -18,11 +18,16 @@ torch.Size([2, 10])
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RoarNet"]
+from prunegrad_lite.benchmarks.roar_config import RoarConfig
+from prunegrad_lite.models import FashionResNet
+
+__all__ = ["RoarNet", "network_fn"]
 
 
 class RoarNet(nn.Module):
@@ -53,3 +58,15 @@ class RoarNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, num_classes={self.num_classes}, width={self.width}"
+
+
+def network_fn(
+    config: RoarConfig, channels: int, classes: int, model_fn: Callable[[], nn.Module] | None
+) -> Callable[[], nn.Module]:
+    """What a ROAR cell retrains: ``model_fn`` when given, else ``config.network`` (RoarNet or
+    FashionResNet at the recipe's width) for ``channels`` inputs and ``classes`` outputs."""
+    if model_fn is not None:
+        return model_fn
+    if config.network == "roarnet":
+        return lambda: RoarNet(channels, classes, config.recipe.width)
+    return lambda: FashionResNet(channels, classes, config.recipe.width)
