@@ -103,7 +103,9 @@ class Preset:
 _FULL = Preset(
     name="full",
     pixel_images=500,
-    sanity_images=128,
+    # 64 images x 3 weight draws x 2 inits (the draws' spread dominates the images'): the whole
+    # full run has to fit about 90 min on 2 cores (ROAR is about 50 of them; docs/deviations.md)
+    sanity_images=64,
     sanity_depth=None,
     roar_train=None,
     roar_test=None,
