@@ -159,3 +159,90 @@ def test_target_class_widget_explains_the_chosen_class(cnn, x):
     assert "explained class: one" in w.figure._suptitle.get_text()
     with pytest.raises(ValueError):
         pgl.course.build_target_class_widget(cnn, x, display[:2], CLASSES)
+
+
+# ----------------------------------------------------------------------- 00-02: answers
+
+
+def test_answers_of_notebook_00(fashion):
+    model, x = fashion
+    a = pgl.course.answer_sparsity_zero(model, x)
+    assert (a.values == 0).all() and "bit for bit" in str(a)
+    a = pgl.course.answer_red_pixels(model, x, epsilon=1e-2)
+    assert (a.values > 0).all() and a.values.shape == (6,)
+    a = pgl.course.answer_kept_fraction(model, x)
+    assert (a.values <= 1 - pgl.PruneGrad(model).sparsity + 1e-4).all()
+
+
+def test_answers_of_notebook_00_hold_on_a_tiny_cnn(cnn, x):
+    assert (pgl.course.answer_sparsity_zero(cnn, x).values == 0).all()
+    assert (pgl.course.answer_red_pixels(cnn, x, epsilon=1e-3).values > 0).all()
+
+
+def test_answers_of_notebook_01(fashion):
+    model, x = fashion
+    a = pgl.course.answer_opposing_neurons(model, x[:3], neurons=30)
+    assert 0 < a.opposing_kept.max() <= 1 and 0 < a.raised <= a.ablated
+    text = pgl.course.answer_inactive_neurons(model, x[0])
+    assert "exactly 0" in text and "inactive" in text
+    a = pgl.course.answer_last_site(model, x[0], neurons=12)
+    assert set(a.last.sites) == {6} and a.last.names[0] == "layer3.relu#2"
+    assert a.last_error < 1e-3 < a.everywhere_error
+
+
+def test_taylor_vs_ablation_on_one_site(fashion):
+    model, x = fashion
+    check = pgl.course.taylor_vs_ablation(model, x[0], neurons=10, site=2)
+    assert set(check.sites) == {2} and (check.activation > 0).all()
+    with pytest.raises(ValueError, match="site"):
+        pgl.course.taylor_vs_ablation(model, x[0], neurons=10, site=7)
+
+
+def test_answers_of_notebook_02(fashion):
+    model, x = fashion
+    a = pgl.course.answer_kept_below_zero_fraction(model, x, sparsity=0.3)
+    kept, nonzero = a.rows.values()
+    np.testing.assert_array_equal(kept, nonzero)
+    a = pgl.course.answer_random_control(model, x, sparsity=0.5)
+    taylor, random = a.rows.values()
+    assert taylor.mean() < random.mean()
+    with pytest.raises(AssertionError, match="zero scores"):
+        pgl.course.answer_kept_below_zero_fraction(model, x, sparsity=0.9)
+
+
+# ----------------------------------------------------------------------- 04
+
+
+def test_pass_counts_count_passes_per_image(cnn, x):
+    counts = pgl.course.pass_counts(
+        cnn,
+        x,
+        ["gradient", "integrated_gradients", "prunegrad"],
+        {"integrated_gradients": {"steps": 7}},
+    )
+    assert counts.backward == {"gradient": 1, "integrated_gradients": 7, "prunegrad": 2}
+    assert counts.forward == {"gradient": 2, "integrated_gradients": 8, "prunegrad": 2}
+    assert len(counts.table().splitlines()) == 4 and not cnn._forward_hooks
+
+
+def test_answers_of_notebook_04(fashion, cnn, x):
+    model, xf = fashion
+    assert "prunegrad" in pgl.course.answer_pass_counts(model, xf[:2], steps=3, samples=2)
+    assert "bit for bit" in pgl.course.answer_controls_ignore_the_model(cnn, x)
+    assert "grad_x_input" in pgl.course.answer_grad_x_input(cnn, x)
+
+
+def test_map_cosine_and_format_similarity(cnn, x):
+    g = pgl.Gradient(cnn).attribute(x)
+    np.testing.assert_allclose(pgl.course.map_cosine(g, 3 * g), 1.0)
+    np.testing.assert_allclose(pgl.course.map_cosine(g, -g), -1.0)
+    assert (pgl.course.map_cosine(g, torch.zeros_like(g)) == 0).all()
+    run = pgl.course.method_maps(cnn, x, ["gradient", "grad_x_input", "prunegrad"])
+    lines = pgl.course.format_similarity(run).splitlines()
+    assert len(lines) == 3 and lines[1].startswith("grad_x_input")
+    mean = float(lines[2].split()[1])
+    assert mean == pytest.approx(
+        pgl.course.map_cosine(run.maps["gradient"], run.maps["prunegrad"]).mean(), abs=0.006
+    )
+    with pytest.raises(ValueError, match="not among"):
+        pgl.course.format_similarity(run, reference="smoothgrad")

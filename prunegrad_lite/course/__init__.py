@@ -26,9 +26,21 @@ Example
 >>> pgl.course.build_pruning_widget(model, x[:8])
 """
 
-from prunegrad_lite.course.n00_setup_and_first_map import build_first_map_widget, plot_examples
+from prunegrad_lite.course.n00_setup_and_first_map import (
+    FirstMapAnswer,
+    answer_kept_fraction,
+    answer_red_pixels,
+    answer_sparsity_zero,
+    build_first_map_widget,
+    plot_examples,
+)
 from prunegrad_lite.course.n01_ablation_check import (
     AblationCheck,
+    LastSiteAnswer,
+    OpposingNeuronsAnswer,
+    answer_inactive_neurons,
+    answer_last_site,
+    answer_opposing_neurons,
     plot_ablation_check,
     taylor_vs_ablation,
 )
@@ -45,7 +57,10 @@ from prunegrad_lite.course.n01_neuron_importance import (
     top_channels,
 )
 from prunegrad_lite.course.n02_input_specific_pruning import (
+    PruningAnswer,
     PruningSweep,
+    answer_kept_below_zero_fraction,
+    answer_random_control,
     build_pruning_widget,
     format_pruning_sweeps,
     plot_kept_per_site,
@@ -70,6 +85,12 @@ from prunegrad_lite.course.n03_prunegrad import (
 )
 from prunegrad_lite.course.n04_comparing_methods import (
     MethodMaps,
+    PassCounts,
+    answer_controls_ignore_the_model,
+    answer_grad_x_input,
+    answer_pass_counts,
+    format_similarity,
+    pass_counts,
     build_method_widget,
     method_maps,
     describe_methods,
@@ -100,12 +121,32 @@ from prunegrad_lite.course.shared import (
     LessonWidget,
     clip_maps,
     environment,
+    map_cosine,
     markdown,
     pick,
     prediction_labels,
 )
 
 __all__ = [
+    "pass_counts",
+    "format_similarity",
+    "answer_pass_counts",
+    "answer_grad_x_input",
+    "answer_controls_ignore_the_model",
+    "PassCounts",
+    "answer_random_control",
+    "answer_kept_below_zero_fraction",
+    "PruningAnswer",
+    "map_cosine",
+    "answer_opposing_neurons",
+    "answer_last_site",
+    "answer_inactive_neurons",
+    "OpposingNeuronsAnswer",
+    "LastSiteAnswer",
+    "answer_sparsity_zero",
+    "answer_red_pixels",
+    "answer_kept_fraction",
+    "FirstMapAnswer",
     "AblationCheck",
     "COURSE_PRESET",
     "CascadingMaps",

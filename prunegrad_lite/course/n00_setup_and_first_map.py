@@ -13,11 +13,17 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
+
+from prunegrad_lite.attribution.base import check_inputs
+from prunegrad_lite.attribution.gradients import Gradient
+from prunegrad_lite.attribution.prunegrad import PruneGrad
 
 from prunegrad_lite.course.n04_comparing_methods import MethodMaps, method_maps
 from prunegrad_lite.course.shared import (
@@ -30,7 +36,14 @@ from prunegrad_lite.course.shared import (
 )
 from prunegrad_lite.figures import plot_method_grid
 
-__all__ = ["build_first_map_widget", "plot_examples"]
+__all__ = [
+    "FirstMapAnswer",
+    "answer_kept_fraction",
+    "answer_red_pixels",
+    "answer_sparsity_zero",
+    "build_first_map_widget",
+    "plot_examples",
+]
 
 
 def plot_examples(images: Tensor | np.ndarray, labels: Sequence[str], ncols: int = 8) -> Figure:
@@ -88,4 +101,75 @@ def build_first_map_widget(
         {"image": image_control(len(images), image_names)},
         compute,
         draw,
+    )
+
+
+# ---------------------------------------------------------------- exercises: the answers, checked
+
+
+@dataclass
+class FirstMapAnswer:
+    """What an answer of notebook 00 measured: one value per image, and what it shows."""
+
+    what: str  # the quantity, in words
+    values: np.ndarray  # (N,)
+    claim: str  # the checked statement
+
+    def __str__(self) -> str:
+        return f"{self.what}: {np.round(self.values, 4).tolist()}\n-> {self.claim}"
+
+
+def answer_sparsity_zero(model: nn.Module, inputs: Tensor) -> FirstMapAnswer:
+    """Check: PruneGrad at sparsity 0 prunes nothing, so its map is the plain gradient."""
+    grad = Gradient(model).attribute(inputs)
+    pg = PruneGrad(model, sparsity=0.0).attribute(inputs)
+    diff = (pg - grad).abs().flatten(1).amax(1).double().cpu().numpy()
+    assert torch.equal(pg, grad), "PruneGrad at sparsity 0 should be the plain gradient"
+    return FirstMapAnswer(
+        "max |PruneGrad(sparsity 0) - gradient| per image", diff, "the same map, bit for bit"
+    )
+
+
+def answer_red_pixels(model: nn.Module, inputs: Tensor, epsilon: float = 1e-2) -> FirstMapAnswer:
+    """Check: a small step along the gradient map (red up, blue down) raises the class logit.
+
+    ``x + epsilon * g / ||g||`` with ``g`` the plain gradient of the predicted class: to first
+    order the logit rises by ``epsilon * ||g||`` and the opposite step lowers it as much. Asserts
+    the rise and the fall for every image; the values are the rises.
+    """
+    x = check_inputs(model, inputs)
+    with torch.no_grad():
+        logits = model(x)
+    t = logits.argmax(1)
+    g = Gradient(model).attribute(x, t)
+    step = epsilon * g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (g.ndim - 1))
+    with torch.no_grad():
+        base = logits.gather(1, t.view(-1, 1))[:, 0]
+        up = model(x + step).gather(1, t.view(-1, 1))[:, 0] - base
+        down = model(x - step).gather(1, t.view(-1, 1))[:, 0] - base
+    assert (up > 0).all() and (down < 0).all(), "the step along the gradient should raise S_c"
+    return FirstMapAnswer(
+        f"rise of the class logit for a step of norm {epsilon} along the map",
+        up.double().cpu().numpy(),
+        "every rise is > 0, and the opposite step lowers the logit",
+    )
+
+
+def answer_kept_fraction(model: nn.Module, inputs: Tensor) -> FirstMapAnswer:
+    """Check: PruneGrad keeps at most ``1 - sparsity`` of the neurons (ties are pruned).
+
+    The threshold is the ``sparsity`` percentile of the scores and a neuron is kept when its score
+    is *above* it; every neuron tied with the threshold goes, so the kept fraction can fall below
+    ``1 - sparsity`` (far below when many scores are 0). Asserts ``kept <= 1 - sparsity``, up
+    to the one neuron the percentile's interpolation may add.
+    """
+    pg = PruneGrad(model)
+    ex = pg.explain(inputs)
+    kept = ex.kept_fraction.cpu().numpy()
+    total = sum(ex.neurons_per_site)
+    assert (kept <= 1 - pg.sparsity + 1.0 / total).all(), "kept more than 1 - sparsity"
+    return FirstMapAnswer(
+        f"fraction of neurons kept at sparsity {pg.sparsity}",
+        kept,
+        f"never more than 1 - sparsity = {1 - pg.sparsity:.3f}",
     )
