@@ -246,3 +246,10 @@ def test_map_cosine_and_format_similarity(cnn, x):
     )
     with pytest.raises(ValueError, match="not among"):
         pgl.course.format_similarity(run, reference="smoothgrad")
+
+
+def test_method_diagram_has_the_three_steps():
+    fig = pgl.course.plot_method_diagram()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert ["1. scores", "2. masks", "3. gradient"] == [t for t in texts if t[:1].isdigit()]
+    assert "1911.11081" in fig.axes[0].get_title()

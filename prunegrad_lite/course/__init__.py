@@ -33,6 +33,7 @@ from prunegrad_lite.course.n00_setup_and_first_map import (
     answer_sparsity_zero,
     build_first_map_widget,
     plot_examples,
+    plot_method_diagram,
 )
 from prunegrad_lite.course.n01_ablation_check import (
     AblationCheck,
@@ -128,6 +129,7 @@ from prunegrad_lite.course.shared import (
 )
 
 __all__ = [
+    "plot_method_diagram",
     "pass_counts",
     "format_similarity",
     "answer_pass_counts",

@@ -37,12 +37,14 @@ from prunegrad_lite.course.shared import (
 from prunegrad_lite.figures import plot_method_grid
 
 __all__ = [
+    "METHOD_STEPS",
     "FirstMapAnswer",
     "answer_kept_fraction",
     "answer_red_pixels",
     "answer_sparsity_zero",
     "build_first_map_widget",
     "plot_examples",
+    "plot_method_diagram",
 ]
 
 
@@ -173,3 +175,68 @@ def answer_kept_fraction(model: nn.Module, inputs: Tensor) -> FirstMapAnswer:
         kept,
         f"never more than 1 - sparsity = {1 - pg.sparsity:.3f}",
     )
+
+
+# ---------------------------------------------------------------- the method at a glance
+
+
+#: The boxes of :func:`plot_method_diagram`, left to right: (title, text).
+METHOD_STEPS = (
+    ("input x", "an image,\nclass c to explain\n(default: the predicted one)"),
+    (
+        "1. scores",
+        "one forward and one\nbackward pass:\n|a * dS_c/da| for every\nneuron (ReLU output)",
+    ),
+    (
+        "2. masks",
+        "per image, threshold =\nthe 100*sparsity percentile\nof all its scores;\nkeep score > threshold",
+    ),
+    (
+        "3. gradient",
+        "the same network with\nevery ReLU output times\nits mask: dS_c^pruned / dx",
+    ),
+    ("map", "signed, shaped like x\n(PruneGrad's attribution)"),
+)
+
+
+def plot_method_diagram() -> Figure:
+    """PruneGrad's three steps as a diagram: input -> scores -> masks -> gradient -> map.
+
+    The boxes are :data:`METHOD_STEPS`; the notebooks 01, 02 and 03 take one step each.
+
+    Example
+    -------
+    >>> fig = plot_method_diagram()
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(12.5, 3.0), layout="constrained")
+    ax.set_xlim(0, len(METHOD_STEPS) * 2.5)
+    ax.set_ylim(0, 3)
+    ax.axis("off")
+    colors = ["0.92", "#fde0dd", "#fde0dd", "#fde0dd", "0.92"]
+    notebook = ["", "notebook 01", "notebook 02", "notebook 03", ""]
+    for k, ((title, text), color) in enumerate(zip(METHOD_STEPS, colors)):
+        x0 = k * 2.5 + 0.15
+        box = FancyBboxPatch(
+            (x0, 0.35), 2.0, 2.3, boxstyle="round,pad=0.05", fc=color, ec="0.3", lw=1
+        )
+        ax.add_patch(box)
+        ax.text(x0 + 1.0, 2.35, title, ha="center", va="center", fontsize=11, weight="bold")
+        ax.text(x0 + 1.0, 1.35, text, ha="center", va="center", fontsize=8.5)
+        if notebook[k]:
+            ax.text(x0 + 1.0, 0.5, notebook[k], ha="center", va="center", fontsize=8, color="0.35")
+        if k + 1 < len(METHOD_STEPS):
+            ax.annotate(
+                "",
+                xy=(x0 + 2.55, 1.5),
+                xytext=(x0 + 2.1, 1.5),
+                arrowprops={"arrowstyle": "-|>", "lw": 1.5, "color": "0.2", "mutation_scale": 16},
+                zorder=5,
+            )
+    ax.set_title(
+        "PruneGrad (arXiv 1911.11081): prune the neurons unimportant for this input and class, "
+        "then take the input gradient of what is left",
+        fontsize=10,
+    )
+    return fig
