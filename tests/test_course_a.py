@@ -253,3 +253,23 @@ def test_method_diagram_has_the_three_steps():
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert ["1. scores", "2. masks", "3. gradient"] == [t for t in texts if t[:1].isdigit()]
     assert "1911.11081" in fig.axes[0].get_title()
+
+
+def test_taylor_parts_widget_shows_the_chosen_channel(cnn, x):
+    display = (x - x.min()) / (x.max() - x.min())
+    w = pgl.course.build_taylor_parts_widget(cnn, x, display, top=3)
+    parts, channel = w.result
+    assert channel == pgl.course.top_channels(parts.scores[0], k=1)[0][0]
+    w.controls["image"].value = 1
+    w.controls["layer"].value = 1
+    w.controls["rank"].value = 2
+    parts, channel = w.result
+    expected = pgl.course.taylor_parts(cnn, x[1:2])
+    torch.testing.assert_close(parts.scores[1], expected.scores[1])
+    assert channel == pgl.course.top_channels(expected.scores[1], k=3)[0][2]
+    assert f"channel {channel}" in w.figure._suptitle.get_text()
+    assert [ax.get_title() for ax in w.figure.axes[1:4]] == [
+        "activation a",
+        "gradient dS_c/da",
+        "Taylor score |a dS_c/da|",
+    ]

@@ -49,6 +49,7 @@ from prunegrad_lite.course.n01_neuron_importance import (
     LayerStats,
     TaylorParts,
     build_neuron_importance_widget,
+    build_taylor_parts_widget,
     format_layer_stats,
     layer_score_stats,
     plot_channel_scores,
@@ -129,6 +130,7 @@ from prunegrad_lite.course.shared import (
 )
 
 __all__ = [
+    "build_taylor_parts_widget",
     "plot_method_diagram",
     "pass_counts",
     "format_similarity",
