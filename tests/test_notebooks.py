@@ -25,6 +25,8 @@ DEFINITION = re.compile(r"^\s*(?:async\s+def|def|class)\s+\w+", re.MULTILINE)
 CELL_TIMEOUT = 600  # s per cell; smoke mode keeps every cell far below this
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in kernel tracebacks
 CLEAR_COMMAND = "jupyter nbconvert --clear-output --inplace notebooks/*.ipynb"
+FROM_SCRATCH = "from-scratch"  # the tag of the one cell that may define functions (03)
+SOLUTION = "solution"  # the tag of an exercise's answer code cell
 
 
 def _read(path: Path) -> nbformat.NotebookNode:
@@ -94,21 +96,141 @@ def test_notebooks_open_with_a_markdown_title() -> None:
     assert not bad, "\n".join(bad)
 
 
+def _tags(cell: nbformat.NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _logic_offences(path: Path, nb: nbformat.NotebookNode) -> list[str]:
+    """Definitions outside the one ``from-scratch`` cell a notebook may have, and sys.path."""
+    bad = []
+    scratch = [i for i, c in enumerate(nb.cells) if FROM_SCRATCH in _tags(c)]
+    if len(scratch) > 1:
+        bad.append(
+            f"{path.name}: {len(scratch)} cells tagged {FROM_SCRATCH!r} {scratch} (one at most)"
+        )
+    for i, cell in enumerate(nb.cells):
+        if FROM_SCRATCH in _tags(cell) and cell.cell_type != "code":
+            bad.append(f"{path.name} cell {i}: tagged {FROM_SCRATCH!r} but not a code cell")
+    for i, source in _code_cells(nb):
+        if SYS_PATH.search(source):
+            bad.append(f"{path.name} cell {i}: touches sys.path (install the package instead)")
+        if i in scratch:
+            continue  # the method written out for the learner to read (notebook 03)
+        for match in DEFINITION.finditer(source):
+            bad.append(
+                f"{path.name} cell {i}: defines {match.group(0).strip()!r} "
+                f"(move the logic into the package; only a cell tagged {FROM_SCRATCH!r} may)"
+            )
+    return bad
+
+
 def test_notebooks_import_the_package_by_name_and_hold_no_logic() -> None:
     bad = []
     for path in NOTEBOOKS:
-        cells = _code_cells(_read(path))
-        if not any(IMPORT.search(source) for _, source in cells):
+        nb = _read(path)
+        if not any(IMPORT.search(source) for _, source in _code_cells(nb)):
             bad.append(f"{path.name}: no line 'import prunegrad_lite as pgl'")
-        for i, source in cells:
-            if SYS_PATH.search(source):
-                bad.append(f"{path.name} cell {i}: touches sys.path (install the package instead)")
-            for match in DEFINITION.finditer(source):
-                bad.append(
-                    f"{path.name} cell {i}: defines {match.group(0).strip()!r} "
-                    "(move the logic into the package)"
-                )
+        bad += _logic_offences(path, nb)
     assert not bad, "\n".join(bad)
+
+
+def test_the_logic_check_allows_definitions_only_in_the_from_scratch_cell() -> None:
+    def nb(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        return nbformat.v4.new_notebook(cells=list(cells))
+
+    code = "def f(x):\n    return x\n"
+    scratch = nbformat.v4.new_code_cell(code, metadata={"tags": [FROM_SCRATCH]})
+    plain = nbformat.v4.new_code_cell(code)
+    path = Path("03_x.ipynb")
+    assert _logic_offences(path, nb(scratch)) == []
+    assert len(_logic_offences(path, nb(plain))) == 1
+    assert len(_logic_offences(path, nb(scratch, plain))) == 1  # a second, untagged cell
+    second = nbformat.v4.new_code_cell(code, metadata={"tags": [FROM_SCRATCH]})
+    assert _logic_offences(path, nb(scratch, second))  # two from-scratch cells
+    tagged_sys = nbformat.v4.new_code_cell(
+        "import sys\nsys.path", metadata={"tags": [FROM_SCRATCH]}
+    )
+    assert _logic_offences(path, nb(tagged_sys))  # sys.path stays forbidden there too
+
+
+# ---------------------------------------------------------------- the Exercises convention
+
+EXERCISES = re.compile(r"^## Exercises\s*$")
+NUMBERED = re.compile(r"^(\d+)\.\s", re.MULTILINE)  # "1. Predict ..." at the start of a line
+
+
+def _exercise_problems(nb: nbformat.NotebookNode) -> list[str]:
+    """What breaks the convention: the notebook ends with an ``## Exercises`` markdown cell
+    listing 2-4 numbered exercises, then per exercise k a markdown cell ``**Answer k**`` and a
+    hidden code cell tagged ``solution`` that calls the notebook's course module."""
+    cells = nb.cells
+    starts = [
+        i
+        for i, c in enumerate(cells)
+        if c.cell_type == "markdown" and EXERCISES.match(c.source.lstrip().split("\n", 1)[0])
+    ]
+    if len(starts) != 1:
+        return [f"{len(starts)} markdown cells whose first line is '## Exercises' (want one)"]
+    start = starts[0]
+    numbers = [int(n) for n in NUMBERED.findall(cells[start].source)]
+    k = len(numbers)
+    problems = []
+    if not 2 <= k <= 4 or numbers != list(range(1, k + 1)):
+        problems.append(f"the Exercises cell numbers {numbers}: want 1, 2[, 3[, 4]]")
+    answers = cells[start + 1 :]
+    if len(answers) != 2 * k:
+        problems.append(
+            f"{len(answers)} cells after '## Exercises', want {2 * k} (an answer and a solution "
+            "per exercise, and nothing after them)"
+        )
+    for j in range(min(k, len(answers) // 2)):
+        text, code = answers[2 * j], answers[2 * j + 1]
+        where = f"exercise {j + 1} (cells {start + 1 + 2 * j}, {start + 2 + 2 * j})"
+        if text.cell_type != "markdown" or not text.source.lstrip().startswith(
+            f"**Answer {j + 1}**"
+        ):
+            problems.append(
+                f"{where}: the first is not a markdown cell starting '**Answer {j + 1}**'"
+            )
+        if code.cell_type != "code":
+            problems.append(f"{where}: the second is not a code cell")
+            continue
+        if _tags(code) != [SOLUTION]:
+            problems.append(f"{where}: the code cell's tags are {_tags(code)}, want [{SOLUTION!r}]")
+        if code.metadata.get("jupyter", {}).get("source_hidden") is not True:
+            problems.append(f"{where}: the solution is not collapsed (jupyter.source_hidden)")
+        if "pgl.course." not in code.source:
+            problems.append(f"{where}: the solution calls no pgl.course function")
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_ends_with_exercises_and_checked_answers(path: Path) -> None:
+    problems = _exercise_problems(_read(path))
+    assert not problems, f"{path.name}:\n" + "\n".join(problems)
+
+
+def test_the_exercise_check_reads_the_convention() -> None:
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    hidden = {"tags": [SOLUTION], "jupyter": {"source_hidden": True}}
+
+    def nb(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        return nbformat.v4.new_notebook(cells=[md("# T"), *cells])
+
+    good = [
+        md("## Exercises\n\n1. Predict.\n2. Check.\n"),
+        md("**Answer 1** Because."),
+        code("pgl.course.answer_1()", metadata=hidden),
+        md("**Answer 2** So."),
+        code("pgl.course.answer_2()", metadata=hidden),
+    ]
+    assert _exercise_problems(nb(*good)) == []
+    assert _exercise_problems(nb(*good[:3]))  # an answer missing
+    assert _exercise_problems(nb(*good, md("more")))  # something after the answers
+    assert _exercise_problems(nb(good[0], good[1], code("pgl.course.a()"), *good[3:]))  # not hidden
+    assert _exercise_problems(nb(good[0], good[2], good[1], *good[3:]))  # order
+    assert _exercise_problems(nb(md("## Exercises\n\n1. Only one.\n"), *good[1:3]))
+    assert _exercise_problems(nb(*good[1:]))  # no Exercises cell
 
 
 # An extra first cell, so that a notebook run by another interpreter's kernel fails at once.

@@ -28,7 +28,16 @@ from prunegrad_lite.attribution.base import TargetLike, check_inputs, preserve_m
 from prunegrad_lite.attribution.pruning import apply_masks
 from prunegrad_lite.course.n01_neuron_importance import taylor_parts
 
-__all__ = ["AblationCheck", "plot_ablation_check", "taylor_vs_ablation"]
+__all__ = [
+    "AblationCheck",
+    "LastSiteAnswer",
+    "OpposingNeuronsAnswer",
+    "answer_inactive_neurons",
+    "answer_last_site",
+    "answer_opposing_neurons",
+    "plot_ablation_check",
+    "taylor_vs_ablation",
+]
 
 
 @dataclass
@@ -60,6 +69,7 @@ def taylor_vs_ablation(
     target: TargetLike = None,
     neurons: int = 150,
     seed: int = 0,
+    site: int | None = None,
 ) -> AblationCheck:
     """Remove single active neurons one at a time and compare the logit's change with its estimate.
 
@@ -69,7 +79,7 @@ def taylor_vs_ablation(
     scores (one at each of ``neurons`` evenly spaced score quantiles, a seeded random one within
     each), and all are ablated in one batched forward pass: copy ``k`` of the image carries a mask
     that zeroes neuron ``k`` only. Inactive neurons are left out: their score and their true effect
-    are both exactly 0.
+    are both exactly 0. ``site``: only the neurons of that activation site (its index).
 
     Example
     -------
@@ -89,7 +99,10 @@ def taylor_vs_ablation(
     site_of = torch.cat(
         [torch.full((s.numel,), i, dtype=torch.long) for i, s in enumerate(parts.sites)]
     ).to(acts.device)  # (M,)
-    active = (acts > 0).nonzero().flatten()  # indices of the active neurons
+    on_site = torch.ones_like(site_of, dtype=torch.bool) if site is None else site_of == site
+    if site is not None and not 0 <= site < len(parts.sites):
+        raise ValueError(f"site must be in 0..{len(parts.sites) - 1}, got {site}")
+    active = ((acts > 0) & on_site).nonzero().flatten()  # indices of the active neurons
     if len(active) < 2:
         raise ValueError("fewer than 2 active neurons for this image: nothing to compare")
     k = min(neurons, len(active))
@@ -169,3 +182,109 @@ def plot_ablation_check(check: AblationCheck) -> Figure:
         f"logit {check.logit:.2f})"
     )
     return fig
+
+
+# ---------------------------------------------------------------- exercises: the answers, checked
+
+
+@dataclass
+class OpposingNeuronsAnswer:
+    """Exercise 1 of notebook 01: neurons whose removal would *raise* the class logit."""
+
+    sparsity: float  # the top ``1 - sparsity`` of the scores are looked at
+    opposing_kept: np.ndarray  # (N,) fraction of the top-scored neurons with a dS/da < 0
+    ablated: int  # neurons ablated on the first image with a negative estimate
+    raised: int  # of those, how many really raised the logit when removed
+
+    def __str__(self) -> str:
+        return (
+            f"fraction of the top {1 - self.sparsity:.0%} scores with a * dS/da < 0, per image: "
+            f"{np.round(self.opposing_kept, 3).tolist()}\n"
+            f"first image: {self.raised} of {self.ablated} ablated neurons with a negative "
+            "estimate raised the logit when removed"
+        )
+
+
+def answer_opposing_neurons(
+    model: nn.Module, inputs: Tensor, sparsity: float = 0.9, neurons: int = 150
+) -> OpposingNeuronsAnswer:
+    """Check: ``|.|`` ranks neurons that oppose the class (``a dS/da < 0``) as important too.
+
+    Such a neuron lowers the logit; removing it would raise it by about ``|a dS/da|``. The score
+    keeps the magnitude only, so these neurons are kept when that magnitude is large. Asserts
+    that the top-scored neurons of the batch include opposing ones, and that removing some of
+    the first image's opposing neurons did raise its logit.
+    """
+    parts = taylor_parts(model, inputs)
+    signed = torch.cat([(a * g).flatten(1) for a, g in zip(parts.activations, parts.gradients)], 1)
+    score = signed.abs()
+    thr = torch.quantile(score.double(), sparsity, dim=1, keepdim=True)  # (N, 1)
+    top = score.double() > thr
+    opposing = ((signed < 0) & top).sum(1).double() / top.sum(1).clamp_min(1).double()
+    check = taylor_vs_ablation(model, inputs[:1], neurons=neurons, seed=0)
+    negative = check.taylor < 0
+    raised = int((check.true_change[negative] < 0).sum())
+    answer = OpposingNeuronsAnswer(sparsity, opposing.cpu().numpy(), int(negative.sum()), raised)
+    assert answer.opposing_kept.max() > 0, "no opposing neuron among the top scores"
+    assert answer.raised > 0, "no removal of an opposing neuron raised the logit"
+    return answer
+
+
+def answer_inactive_neurons(model: nn.Module, image: Tensor) -> str:
+    """Check: inactive neurons (``a = 0``) score exactly 0, and removing all of them at once
+    leaves the logits exactly as they were (``0 * m = 0``). Returns a one-line summary."""
+    x = image if image.ndim == 4 else image.unsqueeze(0)
+    parts = taylor_parts(model, x)
+    x = check_inputs(model, x)
+    inactive = [a == 0 for a in parts.activations]
+    zero_scores = all(bool((s[i] == 0).all()) for s, i in zip(parts.scores, inactive))
+    with preserve_model_state(model), torch.no_grad(), apply_masks(model, [~i for i in inactive]):
+        pruned = model(x)
+    n_inactive = sum(int(i.sum()) for i in inactive)
+    total = sum(i.numel() for i in inactive)
+    assert zero_scores, "an inactive neuron has a non-zero score"
+    assert torch.equal(pruned, parts.logits), "removing inactive neurons changed the logits"
+    return (
+        f"{n_inactive} of {total} neurons inactive ({n_inactive / total:.1%}); all score 0, and "
+        f"removing all of them at once changes the logits by exactly "
+        f"{(pruned - parts.logits).abs().max().item():g}"
+    )
+
+
+@dataclass
+class LastSiteAnswer:
+    """Exercise 3 of notebook 01: the estimate at the last site against all sites."""
+
+    last: AblationCheck  # neurons of the last site only
+    everywhere: AblationCheck  # neurons of every site
+    last_error: float  # max |true - estimate| / max |estimate| at the last site
+    everywhere_error: float  # the same over every site
+
+    def __str__(self) -> str:
+        return (
+            f"last site ({self.last.names[0]}): largest error {self.last_error:.1e} of the "
+            f"largest estimate, Spearman {self.last.spearman:.4f}\n"
+            f"all sites: largest error {self.everywhere_error:.1e}, "
+            f"Spearman {self.everywhere.spearman:.4f}"
+        )
+
+
+def answer_last_site(model: nn.Module, image: Tensor, neurons: int = 60) -> LastSiteAnswer:
+    """Check: at the last ReLU site (followed only by average pooling and a linear layer) the
+    logit is linear in each neuron, so the Taylor estimate is exact (to float rounding).
+
+    Asserts an error below 1e-3 of the largest estimate there, and that it is smaller than over
+    all sites.
+    """
+    x = image if image.ndim == 4 else image.unsqueeze(0)
+    n_sites = len(taylor_parts(model, x).sites)
+    last = taylor_vs_ablation(model, x, neurons=neurons, seed=0, site=n_sites - 1)
+    every = taylor_vs_ablation(model, x, neurons=neurons, seed=0)
+
+    def error(c: AblationCheck) -> float:
+        return float(np.abs(c.true_change - c.taylor).max() / np.abs(c.taylor).max())
+
+    answer = LastSiteAnswer(last, every, error(last), error(every))
+    assert answer.last_error < 1e-3, f"the estimate is not exact at the last site: {answer}"
+    assert answer.last_error < answer.everywhere_error
+    return answer

@@ -41,6 +41,7 @@ from prunegrad_lite.attribution.base import (
     target_scores,
 )
 from prunegrad_lite.course.shared import (
+    SLIDER,
     LessonWidget,
     check_display_images,
     image_control,
@@ -52,6 +53,7 @@ __all__ = [
     "LayerStats",
     "TaylorParts",
     "build_neuron_importance_widget",
+    "build_taylor_parts_widget",
     "format_layer_stats",
     "layer_score_stats",
     "plot_channel_scores",
@@ -367,4 +369,48 @@ def build_neuron_importance_widget(
     controls = {"image": image_control(len(images), None), "layer": site_control}
     return LessonWidget(
         "Channel score maps |a dS_c/da|: pick an image and a layer", controls, compute, draw
+    )
+
+
+# -------------------------------------------------- the widget: a, dS/da and score side by side
+
+
+def build_taylor_parts_widget(
+    model: nn.Module, images: Tensor, display_images: Tensor | np.ndarray, top: int = 8
+) -> LessonWidget:
+    """Notebook 01: activation, gradient and Taylor score of one channel, side by side.
+
+    Controls: the image, the activation site and the channel's rank among the site's channels by
+    total score (0 = the highest-scoring one, up to ``top - 1``). The result is
+    ``(parts, channel)``: the image's :class:`TaylorParts` (predicted class) and the channel shown.
+    """
+    check_display_images(images, display_images)
+    sites = taylor_parts(model, images[:1]).sites
+    site_control = widgets.Dropdown(
+        options=[(f"{s.index}: {s.name} {'x'.join(map(str, s.shape))}", s.index) for s in sites],
+        value=0,
+        description="layer",
+    )
+    rank = widgets.IntSlider(
+        value=0, min=0, max=top - 1, description="channel rank by score", **SLIDER
+    )
+    parts_cache: dict[int, TaylorParts] = {}
+
+    def compute(image: int, layer: int, rank: int) -> tuple[TaylorParts, int]:
+        if image not in parts_cache:  # one forward/backward per image serves every layer
+            parts_cache[image] = taylor_parts(model, images[image : image + 1])
+        parts = parts_cache[image]
+        channels, _ = top_channels(parts.scores[layer], sample=0, k=rank + 1)
+        return parts, channels[min(rank, len(channels) - 1)]
+
+    def draw(result: tuple[TaylorParts, int], image: int, layer: int, rank: int) -> Figure:
+        parts, channel = result
+        return plot_taylor_parts(parts, display_images[image], site=layer, channel=channel)
+
+    controls = {"image": image_control(len(images), None), "layer": site_control, "rank": rank}
+    return LessonWidget(
+        "Activation, gradient and Taylor score of one channel: pick an image, a layer, a channel",
+        controls,
+        compute,
+        draw,
     )

@@ -41,6 +41,9 @@ from prunegrad_lite.benchmarks.pixel_perturbation import probability_change
 from prunegrad_lite.course.shared import LessonWidget, sparsity_slider
 
 __all__ = [
+    "PruningAnswer",
+    "answer_kept_below_zero_fraction",
+    "answer_random_control",
     "PruningSweep",
     "build_pruning_widget",
     "format_pruning_sweeps",
@@ -290,4 +293,53 @@ def build_pruning_widget(
 
     return LessonWidget(
         "Input-specific pruning: move the sparsity", {"sparsity": control}, compute, draw
+    )
+
+
+# ---------------------------------------------------------------- exercises: the answers, checked
+
+
+@dataclass
+class PruningAnswer:
+    """What an answer of notebook 02 measured, per image, and the checked statement."""
+
+    rows: dict[str, np.ndarray]  # quantity -> (N,)
+    claim: str
+
+    def __str__(self) -> str:
+        lines = [f"{k}: {np.round(v, 3).tolist()}" for k, v in self.rows.items()]
+        return "\n".join([*lines, f"-> {self.claim}"])
+
+
+def answer_kept_below_zero_fraction(
+    model: nn.Module, inputs: Tensor, sparsity: float = 0.3
+) -> PruningAnswer:
+    """Check: while ``sparsity`` is below an image's fraction of zero scores, its threshold is 0
+    and exactly the zero-score neurons go: kept fraction = fraction of non-zero scores, less than
+    ``1 - sparsity``. Asserted for every image whose zero fraction exceeds ``sparsity``."""
+    x = check_inputs(model, inputs)
+    scores = neuron_scores(model, x)
+    nonzero = (scores.flat() > 0).double().mean(1).cpu().numpy()
+    kept = masks_from_scores(scores, sparsity).kept_fraction.cpu().numpy()
+    below = 1 - nonzero > sparsity
+    assert below.any(), f"no image has more than {sparsity:.0%} zero scores: try a lower sparsity"
+    np.testing.assert_allclose(kept[below], nonzero[below], rtol=0, atol=1e-12)
+    assert (kept[below] < 1 - sparsity).all()
+    return PruningAnswer(
+        {f"kept at sparsity {sparsity}": kept, "fraction of non-zero scores": nonzero},
+        f"equal wherever the zero fraction exceeds {sparsity} ({int(below.sum())} of "
+        f"{len(below)} images), and below 1 - sparsity = {1 - sparsity:.2f}",
+    )
+
+
+def answer_random_control(model: nn.Module, inputs: Tensor, sparsity: float = 0.5) -> PruningAnswer:
+    """Check: pruning the lowest Taylor scores changes the class probability less, on average,
+    than pruning as many neurons at random (the control of section 3)."""
+    taylor = pruning_sweep(model, inputs, [sparsity])
+    random = pruning_sweep(model, inputs, [sparsity], scoring="random")
+    t, r = taylor.change[0], random.change[0]
+    assert t.mean() < r.mean(), "Taylor pruning should change p less than random pruning"
+    return PruningAnswer(
+        {f"|p - p'| / p, Taylor, sparsity {sparsity}": t, "the same, random scores": r},
+        f"mean {t.mean():.3f} (Taylor) < {r.mean():.3f} (random)",
     )

@@ -20,8 +20,9 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -56,11 +57,18 @@ from prunegrad_lite.figures import plot_sparsity_sweep
 
 __all__ = [
     "DIRECTIONS",
+    "DeadFractionAnswer",
     "PerturbationGains",
+    "SecondClassAnswer",
     "SparsityMaps",
+    "answer_circular_test",
+    "answer_dead_fraction",
+    "answer_second_class",
     "build_prunegrad_widget",
+    "build_target_class_widget",
     "perturbation_gains",
     "plot_perturbation_gains",
+    "relu_calls_as_modules",
     "sparsity_maps",
 ]
 
@@ -75,12 +83,45 @@ DIRECTIONS = {
 
 @dataclass
 class PerturbationGains:
-    """How much each perturbation of norm epsilon raises the target logit of the pruned network."""
+    """How much each perturbation of norm epsilon raises the target logit, in both networks.
+
+    ``gains`` is measured in the pruned network, whose own gradient PruneGrad is: there
+    PruneGrad's direction wins to first order *by construction*, so that measurement alone is
+    circular. ``unpruned`` applies the same perturbations to the network being explained, where
+    to first order the plain gradient wins.
+    """
 
     epsilons: np.ndarray  # (E,) L2 norms of the perturbations, in normalised input units
     gains: dict[str, np.ndarray]  # direction -> (E, N): S_c^pruned(x + delta) - S_c^pruned(x)
     sparsity: float
     steps: int  # iterations of the iterative perturbation
+    # direction -> (E, N): S_c(x + delta) - S_c(x) in the unpruned network, same deltas
+    unpruned: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def of(self, network: str) -> dict[str, np.ndarray]:
+        """The gains in ``"pruned"`` or ``"unpruned"`` network."""
+        if network not in ("pruned", "unpruned"):
+            raise ValueError(f"network must be 'pruned' or 'unpruned', got {network!r}")
+        return self.gains if network == "pruned" else self.unpruned
+
+    def winners(self, network: str) -> list[str]:
+        """Per epsilon, the direction with the largest mean gain in ``network`` (E,)."""
+        gains = self.of(network)
+        names = list(gains)
+        means = np.stack([gains[name].mean(1) for name in names])  # (D, E)
+        return [names[i] for i in means.argmax(0)]
+
+    def table(self) -> str:
+        """Mean gain of every direction per epsilon in both networks, and the winner of each."""
+        names = list(self.gains)
+        head = f"{'network':<9} {'epsilon':>8}  " + " ".join(f"{n:>10}" for n in names)
+        rows = [head + "  winner"]
+        for network in ("pruned", "unpruned"):
+            gains, best = self.of(network), self.winners(network)
+            for e, eps in enumerate(self.epsilons):
+                means = " ".join(f"{gains[n][e].mean():>10.4f}" for n in names)
+                rows.append(f"{network:<9} {eps:>8g}  {means}  {best[e]}")
+        return "\n".join(rows)
 
 
 def _unit(d: Tensor) -> Tensor:
@@ -98,10 +139,12 @@ def perturbation_gains(
     steps: int = 10,
     seed: int = 0,
 ) -> PerturbationGains:
-    """Raise of the pruned network's target logit for each direction of :data:`DIRECTIONS`.
+    """Raise of the target logit for each direction of :data:`DIRECTIONS`, in both networks.
 
-    The masks come from the Taylor scores at ``sparsity`` (global threshold) and stay fixed; the
-    gain is measured in that pruned network, whose steepest-ascent direction PruneGrad is. The
+    The masks come from the Taylor scores at ``sparsity`` (global threshold) and stay fixed;
+    ``gains`` is measured in that pruned network, whose steepest-ascent direction PruneGrad is
+    (so PruneGrad wins there to first order by construction), ``unpruned`` in the original
+    network with the same perturbations (there the plain gradient is the steepest). The
     iterative perturbation takes ``steps`` steps of :func:`~prunegrad_lite.pruned_perturbation`
     per epsilon. ``seed`` draws the random direction.
 
@@ -125,6 +168,7 @@ def perturbation_gains(
             "gradient": _unit(input_gradient(model, x, t)[0]),
             "random": _unit(torch.randn(x.shape, generator=gen).to(x.device, x.dtype)),
         }
+        all_deltas: list[dict[str, Tensor]] = []
         with apply_masks(model, masks):
             directions["prunegrad"] = _unit(input_gradient(model, x, t)[0])
             with torch.no_grad():
@@ -133,14 +177,26 @@ def perturbation_gains(
             for eps in epsilons:  # one pruned forward pass per direction and epsilon
                 deltas = {name: eps * d for name, d in directions.items()}
                 deltas["iterative"] = pruned_perturbation(model, x, t, epsilon=eps, steps=steps)
+                all_deltas.append(deltas)
                 with torch.no_grad():
                     for name in DIRECTIONS:
                         gains[name].append(target_scores(model(x + deltas[name]), t) - base)
+        unpruned: dict[str, list[Tensor]] = {name: [] for name in DIRECTIONS}
+        with torch.no_grad():  # the same perturbations, in the network being explained
+            base = target_scores(model(x), t)
+            for deltas in all_deltas:
+                for name in DIRECTIONS:
+                    unpruned[name].append(target_scores(model(x + deltas[name]), t) - base)
+
+    def arrays(g: dict[str, list[Tensor]]) -> dict[str, np.ndarray]:
+        return {k: torch.stack(v).cpu().double().numpy() for k, v in g.items()}
+
     return PerturbationGains(
         epsilons=np.asarray(epsilons, dtype=np.float64),
-        gains={k: torch.stack(v).cpu().double().numpy() for k, v in gains.items()},
+        gains=arrays(gains),
         sparsity=sparsity,
         steps=steps,
+        unpruned=arrays(unpruned),
     )
 
 
@@ -208,11 +264,17 @@ def sparsity_maps(
 
 
 def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
-    """Raise of the pruned network's target logit against the perturbation's L2 norm, per direction.
+    """Raise of the target logit against the perturbation's L2 norm, per direction: two panels.
 
-    Mean over images with a band of one standard error.
+    Left the pruned network (where PruneGrad is the gradient, so it wins to first order by
+    construction), right the unpruned network (where the plain gradient is the gradient); the
+    right panel is left out when ``gains.unpruned`` is empty. Mean over images with a band of
+    one standard error.
     """
-    fig, ax = plt.subplots(figsize=(6.5, 4.0), layout="constrained")
+    networks = ["pruned", "unpruned"] if gains.unpruned else ["pruned"]
+    fig, axes = plt.subplots(
+        1, len(networks), figsize=(6.0 * len(networks), 4.2), layout="constrained", squeeze=False
+    )
     colors = {
         "prunegrad": "tab:red",
         "iterative": "tab:purple",
@@ -225,29 +287,38 @@ def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
         "random": "random direction",
         "iterative": f"iterative ascent in the pruned net ({gains.steps} steps)",
     }
-    for name, values in gains.gains.items():
-        mean = values.mean(1)
-        err = values.std(1, ddof=1) / np.sqrt(values.shape[1]) if values.shape[1] > 1 else 0 * mean
-        ax.plot(
-            gains.epsilons,
-            mean,
-            "--" if name == "iterative" else "-",
-            marker="o",
-            color=colors.get(name),
-            label=labels.get(name, name),
-        )
-        ax.fill_between(gains.epsilons, mean - err, mean + err, color=colors.get(name), alpha=0.2)
-    ax.set_xscale("log")
-    ax.set_xticks(gains.epsilons, [f"{e:g}" for e in gains.epsilons])
-    ax.minorticks_off()
-    ax.set_xlabel("perturbation size epsilon = ||delta||_2 (normalised input units)")
-    ax.set_ylabel("S_c(x + delta) - S_c(x), pruned network (logit)")
-    ax.legend(fontsize=7)
+    titles = {
+        "pruned": "measured in the pruned network\n(PruneGrad is its gradient: it wins by construction)",
+        "unpruned": "measured in the unpruned network\n(the plain gradient is its gradient)",
+    }
+    for ax, network in zip(axes[0], networks):
+        for name, values in gains.of(network).items():
+            mean = values.mean(1)
+            n = values.shape[1]
+            err = values.std(1, ddof=1) / np.sqrt(n) if n > 1 else 0 * mean
+            ax.plot(
+                gains.epsilons,
+                mean,
+                "--" if name == "iterative" else "-",
+                marker="o",
+                color=colors.get(name),
+                label=labels.get(name, name),
+            )
+            ax.fill_between(
+                gains.epsilons, mean - err, mean + err, color=colors.get(name), alpha=0.2
+            )
+        ax.set_xscale("log")
+        ax.set_xticks(gains.epsilons, [f"{e:g}" for e in gains.epsilons])
+        ax.minorticks_off()
+        ax.set_xlabel("perturbation size epsilon = ||delta||_2 (normalised input units)")
+        ax.set_ylabel(f"S_c(x + delta) - S_c(x), {network} network (logit)")
+        ax.set_title(titles[network], fontsize=9)
+    axes[0][0].legend(fontsize=7)
     n = next(iter(gains.gains.values())).shape[1]
-    ax.set_title(
-        f"Which perturbation of norm epsilon raises the pruned network's logit most?\n"
-        f"(sparsity {gains.sparsity:.2f}, mean and standard error over {n} images)",
-        fontsize=9,
+    fig.suptitle(
+        f"Which perturbation of norm epsilon raises the class logit most? (sparsity "
+        f"{gains.sparsity:.2f}, mean and standard error over {n} images)",
+        fontsize=10,
     )
     return fig
 
@@ -284,3 +355,221 @@ def build_prunegrad_widget(
 
     controls = {"sparsity": control, "image": image_control(len(images), image_names)}
     return LessonWidget("PruneGrad: move the sparsity, pick an image", controls, compute, draw)
+
+
+# -------------------------------------------------- the method from scratch: a model for hooks
+
+
+def relu_calls_as_modules(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose functional ReLU calls are ``nn.ReLU`` modules: same function.
+
+    The from-scratch PruneGrad of notebook 03 finds the ReLU outputs with forward hooks on
+    ``nn.ReLU`` modules, and hooks see modules only: a ``F.relu(...)`` written in ``forward`` (the
+    shipped FashionResNet's stem) has no module to hook. The copy is traced with ``torch.fx``
+    and every ``F.relu`` / ``torch.relu`` / ``Tensor.relu`` call becomes a call of a new
+    ``nn.ReLU`` module (``relu_call0``, ...). The package itself needs no such copy: it
+    intercepts the activation *functions* (:mod:`~prunegrad_lite.attribution.activations`).
+    The weights are copied, so the model is left unchanged. ReLU6 and in-place functional
+    calls are not converted (the shipped Fashion-MNIST model has neither).
+
+    Example
+    -------
+    >>> hookable = relu_calls_as_modules(model)
+    >>> torch.equal(hookable(x), model(x))
+    True
+    """
+    import copy
+
+    import torch.fx
+    import torch.nn.functional as F
+
+    relu_functions = {F.relu, torch.relu}
+    traced = torch.fx.symbolic_trace(copy.deepcopy(model))
+    k = 0
+    for node in list(traced.graph.nodes):
+        functional = node.op == "call_function" and node.target in relu_functions
+        method = node.op == "call_method" and node.target == "relu"
+        in_place = node.kwargs.get("inplace", False) or (len(node.args) > 1 and node.args[1])
+        if not (functional or method) or in_place:
+            continue
+        name = f"relu_call{k}"
+        k += 1
+        traced.add_submodule(name, nn.ReLU())
+        with traced.graph.inserting_after(node):
+            call = traced.graph.call_module(name, (node.args[0],))
+        node.replace_all_uses_with(call)
+        traced.graph.erase_node(node)
+    traced.graph.lint()
+    traced.recompile()
+    return traced.train(model.training)
+
+
+# -------------------------------------------------- the widget: which class is explained
+
+
+def build_target_class_widget(
+    model: nn.Module,
+    images: Tensor,
+    display_images: Tensor | np.ndarray,
+    class_names: Sequence[str],
+    sparsity: float = 0.9,
+    image_names: Sequence[str] | None = None,
+) -> LessonWidget:
+    """Notebook 03: pick an image and the class to explain; gradient and PruneGrad of that class.
+
+    PruneGrad is class-specific: the Taylor scores, hence the masks, are those of the chosen
+    class's logit. The result is a :class:`SparsityMaps` at sparsities 0 (the plain gradient of
+    the class) and ``sparsity``, for the chosen class; the title says which class is explained,
+    its probability, and what the network predicts.
+    """
+    check_display_images(images, display_images)
+    sparsity = check_sparsity(sparsity)
+    k = len(class_names)
+    target = widgets.Dropdown(
+        options=[(f"{c}: {name}", c) for c, name in enumerate(class_names)],
+        value=0,
+        description="explained class",
+        style={"description_width": "initial"},
+    )
+    with torch.no_grad():
+        predicted = model(check_inputs(model, images[:1])).argmax(1)
+    target.value = int(predicted[0]) if int(predicted[0]) < k else 0
+
+    def compute(image: int, target: int) -> SparsityMaps:
+        return sparsity_maps(model, images[image : image + 1], sorted({0.0, sparsity}), target)
+
+    def draw(result: SparsityMaps, image: int, target: int) -> Figure:
+        with torch.no_grad():
+            probs = model(check_inputs(model, images[image : image + 1])).softmax(-1)[0]
+        top = int(probs.argmax())
+        title = (
+            f"explained class: {class_names[target]} (p={float(probs[target]):.3f}); "
+            f"the network predicts {class_names[top]} (p={float(probs[top]):.3f})\n"
+            f"PruneGrad at sparsity {sparsity:.2f}: {result.kept_fraction[sparsity][0]:.1%} of "
+            f"neurons kept, p(class) {result.prob[0]:.3f} -> {result.pruned_prob[sparsity][0]:.3f}"
+        )
+        return plot_sparsity_sweep(
+            display_images[image], clip_maps(result.of_sample(0)), title=title
+        )
+
+    controls = {"image": image_control(len(images), image_names), "target": target}
+    return LessonWidget(
+        "PruneGrad is class-specific: pick the class to explain", controls, compute, draw
+    )
+
+
+# -------------------------------------------------- exercises: the answers, checked
+
+
+@dataclass
+class DeadFractionAnswer:
+    """Exercise 1 of notebook 03: PruneGrad below the zero-score fraction is the plain gradient."""
+
+    zero_fraction: np.ndarray  # (N,) fraction of each image's neurons with score exactly 0
+    sparsity: float  # the sparsity tried, below every image's zero fraction
+    max_difference: float  # max |PruneGrad - gradient| over the maps
+    above_sparsity: float  # a sparsity above every zero fraction
+    above_difference: float  # max |PruneGrad - gradient| there (> 0)
+
+    def __str__(self) -> str:
+        return (
+            f"zero-score fraction per image: {np.round(self.zero_fraction, 3).tolist()}\n"
+            f"sparsity {self.sparsity:.2f} (below all of them): max |PruneGrad - gradient| = "
+            f"{self.max_difference:.2e}\nsparsity {self.above_sparsity:.2f} (above all of them): "
+            f"max |PruneGrad - gradient| = {self.above_difference:.2e}"
+        )
+
+
+def answer_dead_fraction(model: nn.Module, inputs: Tensor) -> DeadFractionAnswer:
+    """Check: on a ReLU network PruneGrad equals the gradient while the threshold is 0.
+
+    While ``sparsity`` is below an image's fraction of zero-score neurons its threshold is 0,
+    and only neurons with score 0 are pruned. Inactive ones (``a = 0``) change nothing, and an
+    active neuron with ``dS/da = 0`` feeds only units that are off for this input, which stay
+    off. So the pruned network computes the same function around ``x`` and the map is the
+    plain gradient. Asserts it (to float rounding) and that a sparsity above every zero
+    fraction changes the map.
+    """
+    from prunegrad_lite.attribution.gradients import Gradient
+    from prunegrad_lite.attribution.prunegrad import PruneGrad
+
+    scores = neuron_scores(model, inputs).flat()  # (N, M)
+    zero = (scores == 0).double().mean(1).cpu().numpy()
+    below = float(np.floor(zero.min() * 0.9 * 100) / 100)
+    above = float(min(0.99, np.ceil((zero.max() + 0.05) * 100) / 100))
+    grad = Gradient(model).attribute(inputs)
+    diff = (PruneGrad(model, sparsity=below).attribute(inputs) - grad).abs().max().item()
+    diff_above = (PruneGrad(model, sparsity=above).attribute(inputs) - grad).abs().max().item()
+    scale = grad.abs().max().item()
+    assert diff <= 1e-5 * scale, f"PruneGrad differs from the gradient at sparsity {below}: {diff}"
+    assert diff_above > 1e-3 * scale, "above the zero fraction the map should change"
+    return DeadFractionAnswer(zero, below, diff, above, diff_above)
+
+
+@dataclass
+class SecondClassAnswer:
+    """Exercise 2 of notebook 03: explaining the second most likely class instead of the first."""
+
+    classes: np.ndarray  # (N, 2) the first and second most likely class per image
+    kept_overlap: np.ndarray  # (N,) |kept_1 & kept_2| / |kept_1 | kept_2| (Jaccard)
+    cosine_prunegrad: np.ndarray  # (N,) cosine similarity of the two classes' PruneGrad maps
+    cosine_gradient: np.ndarray  # (N,) the same for the plain gradient
+
+    def __str__(self) -> str:
+        r = lambda a: np.round(a, 3).tolist()  # noqa: E731
+        return (
+            f"kept neurons shared by the two classes (Jaccard): {r(self.kept_overlap)}\n"
+            f"cosine(map of class 1, map of class 2), PruneGrad: {r(self.cosine_prunegrad)}\n"
+            f"cosine(map of class 1, map of class 2), gradient:  {r(self.cosine_gradient)}"
+        )
+
+
+def _cosine(a: Tensor, b: Tensor) -> np.ndarray:
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    return torch.nn.functional.cosine_similarity(a, b, dim=1).cpu().numpy()
+
+
+def answer_second_class(model: nn.Module, inputs: Tensor, sparsity: float) -> SecondClassAnswer:
+    """Check: the masks, and so the map, depend on the explained class.
+
+    Explains the most and the second most likely class of each image. Asserts that the kept
+    neurons differ (Jaccard overlap < 1) and the PruneGrad maps differ (cosine < 1) for every
+    image; how much they differ, and whether more than the gradient's, is printed, not asserted.
+    """
+    from prunegrad_lite.attribution.gradients import Gradient
+    from prunegrad_lite.attribution.prunegrad import PruneGrad
+
+    with torch.no_grad():
+        top2 = model(check_inputs(model, inputs)).topk(2, dim=1).indices  # (N, 2)
+    pg = PruneGrad(model, sparsity=sparsity)
+    ex = [pg.explain(inputs, top2[:, j], return_masks=True) for j in range(2)]
+    m1 = torch.cat([m.flatten(1) for m in ex[0].masks], 1)
+    m2 = torch.cat([m.flatten(1) for m in ex[1].masks], 1)
+    jaccard = ((m1 & m2).sum(1).double() / (m1 | m2).sum(1).clamp_min(1).double()).cpu().numpy()
+    grads = [Gradient(model).attribute(inputs, top2[:, j]) for j in range(2)]
+    answer = SecondClassAnswer(
+        classes=top2.cpu().numpy(),
+        kept_overlap=jaccard,
+        cosine_prunegrad=_cosine(ex[0].attribution, ex[1].attribution),
+        cosine_gradient=_cosine(*grads),
+    )
+    assert (answer.kept_overlap < 1).all(), "the two classes kept the same neurons"
+    assert (answer.cosine_prunegrad < 1 - 1e-6).all(), "the two classes' maps are the same"
+    return answer
+
+
+def answer_circular_test(
+    model: nn.Module, inputs: Tensor, sparsity: float, epsilon: float = 1e-2
+) -> PerturbationGains:
+    """Check: at a small epsilon each network's own gradient is its best direction.
+
+    In the pruned network PruneGrad's direction raises the logit at least as much as the plain
+    gradient's (its own gradient); in the unpruned network the plain gradient's direction wins.
+    First order, so on average over the images at a small ``epsilon``. Returns the gains.
+    """
+    g = perturbation_gains(model, inputs, sparsity, [epsilon], steps=1)
+    pruned, unpruned = g.gains, g.unpruned
+    tol = 1e-6 * epsilon
+    assert pruned["prunegrad"].mean() >= pruned["gradient"].mean() - tol, "pruned network"
+    assert unpruned["gradient"].mean() >= unpruned["prunegrad"].mean() - tol, "unpruned network"
+    return g

@@ -55,6 +55,7 @@ __all__ = [
     "clip_maps",
     "environment",
     "image_control",
+    "map_cosine",
     "markdown",
     "pick",
     "prediction_labels",
@@ -183,6 +184,21 @@ def clip_maps(maps: Mapping[Hashable, Tensor], q: float = 99.0) -> dict[Hashable
     for key, m in maps.items():
         out[key] = clip_percentile(m, q) if m.ndim == 4 else clip_percentile(m[None], q)[0]
     return out
+
+
+def map_cosine(a: Tensor, b: Tensor) -> np.ndarray:
+    """Cosine similarity of two batches of maps, per sample: (N,) in [-1, 1], float64.
+
+    1 means the same map up to a positive scale, 0 unrelated (orthogonal) maps, -1 opposite ones.
+    A map that is all zeros gives 0.
+
+    Example
+    -------
+    >>> map_cosine(pgl.Gradient(model).attribute(x), pgl.PruneGrad(model).attribute(x))
+    """
+    a64, b64 = a.detach().flatten(1).double(), b.detach().flatten(1).double()
+    cos = torch.nn.functional.cosine_similarity(a64, b64.to(a64.device), dim=1, eps=1e-300)
+    return cos.cpu().numpy()
 
 
 def show_image(ax, image: Tensor | np.ndarray, title: str | None = None) -> None:
