@@ -340,6 +340,15 @@ def plot_layer_scores(parts: TaylorParts) -> Figure:
 # -------------------------------------------------- the widget: top channels of any image and layer
 
 
+def _site_dropdown(sites: Any) -> widgets.Dropdown:
+    """A dropdown of the activation sites, labelled ``index: name CxHxW``."""
+    return widgets.Dropdown(
+        options=[(f"{s.index}: {s.name} {'x'.join(map(str, s.shape))}", s.index) for s in sites],
+        value=0,
+        description="layer",
+    )
+
+
 def build_neuron_importance_widget(
     model: nn.Module, images: Tensor, display_images: Tensor | np.ndarray, top: int = 8
 ) -> LessonWidget:
@@ -350,11 +359,7 @@ def build_neuron_importance_widget(
     """
     check_display_images(images, display_images)
     sites = taylor_parts(model, images[:1]).sites
-    site_control = widgets.Dropdown(
-        options=[(f"{s.index}: {s.name} {'x'.join(map(str, s.shape))}", s.index) for s in sites],
-        value=0,
-        description="layer",
-    )
+    site_control = _site_dropdown(sites)
     parts_cache: dict[int, Any] = {}
 
     def compute(image: int, layer: int) -> tuple[list[int], Tensor]:
@@ -386,11 +391,7 @@ def build_taylor_parts_widget(
     """
     check_display_images(images, display_images)
     sites = taylor_parts(model, images[:1]).sites
-    site_control = widgets.Dropdown(
-        options=[(f"{s.index}: {s.name} {'x'.join(map(str, s.shape))}", s.index) for s in sites],
-        value=0,
-        description="layer",
-    )
+    site_control = _site_dropdown(sites)
     rank = widgets.IntSlider(
         value=0, min=0, max=top - 1, description="channel rank by score", **SLIDER
     )
