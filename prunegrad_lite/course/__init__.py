@@ -12,6 +12,7 @@ module                                  notebook
 :mod:`.n01_ablation_check`              01_neuron_importance: the score against ablation
 :mod:`.n02_input_specific_pruning`      02_input_specific_pruning
 :mod:`.n03_prunegrad`                   03_prunegrad
+:mod:`.n03_answers`                     03_prunegrad: the exercises' answers, checked
 :mod:`.n04_comparing_methods`           04_comparing_methods
 :mod:`.n05_sanity_checks`               05_sanity_checks
 :mod:`.n06_pixel_perturbation`          06_pixel_perturbation
@@ -69,15 +70,17 @@ from prunegrad_lite.course.n02_input_specific_pruning import (
     plot_pruning_sweep,
     pruning_sweep,
 )
-from prunegrad_lite.course.n03_prunegrad import (
-    DIRECTIONS,
+from prunegrad_lite.course.n03_answers import (
     DeadFractionAnswer,
-    PerturbationGains,
     SecondClassAnswer,
-    SparsityMaps,
     answer_circular_test,
     answer_dead_fraction,
     answer_second_class,
+)
+from prunegrad_lite.course.n03_prunegrad import (
+    DIRECTIONS,
+    PerturbationGains,
+    SparsityMaps,
     build_prunegrad_widget,
     build_target_class_widget,
     perturbation_gains,

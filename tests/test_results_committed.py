@@ -1,0 +1,50 @@
+"""The committed full run (``docs/results/``) and the prose that quotes it.
+
+``summary.md`` must be what :func:`write_summary` rebuilds from the committed result files alone,
+and every paired difference the README's benchmark section quotes (``+0.006 [+0.003, +0.010]``)
+must be one that ``summary.md`` prints: a number in prose that no file backs fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from prunegrad_lite.benchmarks.summary import summary_text
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+INTERVAL = re.compile(r"([+-]\d+\.\d+) \[([+-]\d+\.\d+), ([+-]\d+\.\d+)\]")
+
+
+def _benchmark_section() -> str:
+    readme = (ROOT / "README.md").read_text().replace("−", "-")
+    start = readme.index("## The benchmarks")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+def test_committed_summary_is_rebuilt_from_the_committed_files():
+    committed = (RESULTS / "summary.md").read_text()
+    assert committed == summary_text(RESULTS), (
+        "docs/results/summary.md is not what the result files give: run "
+        "`python -c \"import prunegrad_lite as pgl; pgl.benchmarks.write_summary('docs/results')\"`"
+    )
+
+
+def test_every_interval_the_readme_quotes_is_in_the_summary():
+    quoted = INTERVAL.findall(_benchmark_section())
+    assert len(quoted) >= 6, "the README's results should quote paired intervals"
+    summary = (RESULTS / "summary.md").read_text()
+    printed = set(INTERVAL.findall(summary))
+    missing = [q for q in quoted if q not in printed]
+    assert not missing, f"README intervals that docs/results/summary.md does not print: {missing}"
+
+
+@pytest.mark.parametrize("stem", ["sanity_fashion_mnist", "pixel_fashion_mnist", "roar_fashion_mnist"])
+def test_the_committed_results_hold_their_per_image_values(stem):
+    import json
+
+    payload = json.loads((RESULTS / f"{stem}.json").read_text())
+    assert payload.get("units"), f"{stem}.json has no per-image values"
