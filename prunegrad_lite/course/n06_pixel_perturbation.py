@@ -11,11 +11,21 @@ with the benchmark's own pieces (:func:`~prunegrad_lite.benchmarks.rank_pixels`,
 measured: the least (LeRF) or most (MoRF) important fraction of the pixels replaced, and the
 fractional change of the predicted class's probability, ``|p - p'| / p``.
 
+The widget (:func:`build_pixel_perturbation_widget`) switches the order and the replacement
+value ("mean", "blur", "noisy_linear": the three the benchmark reports) and writes under each
+image the output change and the input change ``|Δx|`` of the removed pixels.
+
+The exercises' answers (each computes its evidence and ``assert``s the claim of the answer):
+:func:`mean_fill_answer` (why the mean fill favours Grad x Input), :func:`paired_lead_answer`
+(is one method's lead over another real: the paired interval) and :func:`replacement_answer`
+(which replacement hides the removal best).
+
 Example
 -------
 >>> maps = method_maps(model, x[:4], ["gradient", "prunegrad"]).maps
 >>> lerf = perturbed_images(model, x[:4], maps, fraction=0.1, order="lerf")
 >>> lerf.change["prunegrad"]                    # (4,) |p - p'| / p
+>>> lerf.delta_x["prunegrad"]                   # (4,) mean |x' - x| over the removed pixels
 """
 
 from __future__ import annotations
@@ -30,24 +40,47 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from prunegrad_lite.benchmarks.claims import conditions, values_for
+from prunegrad_lite.benchmarks.paper import (
+    PAPER_PIXEL,
+    PAPER_ROAR,
+    PAPER_ROAR_BASE_ACCURACY,
+    PAPER_SANITY,
+    PAPER_SOURCE,
+)
 from prunegrad_lite.benchmarks.pixel_perturbation import probability_change
 from prunegrad_lite.benchmarks.removal import (
+    MASK_DEPENDENT,
+    mean_abs_change,
     rank_pixels,
     removal_masks,
-    remove_pixels,
+    replace_pixels,
     replacement_images,
 )
+from prunegrad_lite.benchmarks.results import BenchmarkResult
+from prunegrad_lite.benchmarks.stats import PairedComparison, bootstrap_interval, paired_difference
 from prunegrad_lite.course.n04_comparing_methods import method_maps
 from prunegrad_lite.course.shared import SLIDER, LessonWidget, show_image
 from prunegrad_lite.runtime import model_device
 from prunegrad_lite.maps import to_display_image
 
 __all__ = [
+    "REPLACEMENT_LABELS",
+    "MeanFillAnswer",
+    "PairedLeadAnswer",
     "PerturbedImages",
+    "ReplacementAnswer",
     "build_pixel_perturbation_widget",
+    "mean_fill_answer",
+    "paired_lead_answer",
+    "paper_numbers",
     "perturbed_images",
     "plot_removed_pixels",
+    "replacement_answer",
 ]
+
+#: the replacements the widget offers, with their labels: the three the benchmark reports
+REPLACEMENT_LABELS = {"mean": "mean", "blur": "blur", "noisy_linear": "noisy linear"}
 
 
 @dataclass
@@ -58,6 +91,9 @@ class PerturbedImages:
     order: str  # "lerf", "morf" or "roar" (top pixels, training-mean fill)
     images: dict[str, Tensor]  # method -> (N, C, H, W) modified images, on the CPU
     change: dict[str, np.ndarray]  # method -> (N,) |p - p'| / p of the predicted class
+    delta_x: dict[str, np.ndarray] | None = None  # method -> (N,) mean |x' - x| removed pixels
+    masks: dict[str, Tensor] | None = None  # method -> (N, H, W) bool, True where replaced
+    replacement: str | float = "mean"  # what replaced the pixels
 
 
 @torch.no_grad()
@@ -101,8 +137,10 @@ def perturbed_images(
     ``images`` (N, C, H, W) normalised; ``maps`` method -> (N, C, H, W) maps of those images;
     ``order`` "lerf" removes the least important pixels, "morf" the most important;
     ``replacement`` as :class:`~prunegrad_lite.PixelPerturbationConfig` (default "mean": 0 in
-    normalised space; "black" needs ``mean`` and ``std``). Ties are broken as the benchmark
-    breaks them (``seed``).
+    normalised space; "black" needs ``mean`` and ``std``; "blur"; "noisy_linear", the imputation
+    of Rong et al. 2022, its noise seeded by ``seed``). Ties are broken as the benchmark breaks
+    them (``seed``). ``delta_x`` is the input change of the removed pixels, ``masks`` which
+    pixels were replaced.
 
     Example
     -------
@@ -111,15 +149,68 @@ def perturbed_images(
     True
     """
     x = images.detach().float().cpu()
-    fill = replacement_images(x, replacement, mean, std)
     h, w = x.shape[-2:]
-    modified = {
-        m: remove_pixels(x, removal_masks(rank, [fraction], order, (h, w))[0], fill)
+    masks = {
+        m: removal_masks(rank, [fraction], order, (h, w))[0]
         for m, rank in pixel_ranks(maps, seed).items()
-    }
+    }  # method -> (N, H, W)
+    fill = None if replacement in MASK_DEPENDENT else replacement_images(x, replacement, mean, std)
+    gen = torch.Generator().manual_seed(seed)  # the imputation's noise
+    modified = {
+        m: replace_pixels(x, mask, replacement, replacement=fill, mean=mean, std=std,
+                          generator=gen)
+        for m, mask in masks.items()
+    }  # fmt: skip
+    delta = {m: mean_abs_change(x, modified[m], masks[m]).numpy() for m in masks}
     return PerturbedImages(
-        float(fraction), order, modified, probability_changes(model, x, modified)
-    )
+        float(fraction), order, modified, probability_changes(model, x, modified), delta,
+        masks, replacement,
+    )  # fmt: skip
+
+
+# -------------------------------------------------- the literature's numbers, with their source
+
+
+def paper_numbers(benchmark: str) -> str:
+    """The authors' numbers for one benchmark ("pixel", "roar" or "sanity") as Markdown,
+    labelled with their true source: the CVPR 2021 follow-up, not arXiv 1911.11081.
+
+    Read from :mod:`prunegrad_lite.benchmarks.paper`, the numbers the claims are checked with
+    (notebooks 06, 07 and 08 show them).
+
+    Example
+    -------
+    >>> pgl.course.markdown(paper_numbers("roar"))
+    """
+    if benchmark == "pixel":
+        sets = list(PAPER_PIXEL)
+        lines = [
+            "LeRF fractional output change at 1% / 10% removed (lower is better):",
+            "",
+            "| method | " + " | ".join(sets) + " |",
+            "|---|" + "---|" * len(sets),
+        ]
+        methods = list(dict.fromkeys(m for t in PAPER_PIXEL.values() for m in t))
+        for m in methods:
+            cells = [
+                f"{t[m][0]:.2f} / {t[m][1]:.2f}" if m in t else "" for t in PAPER_PIXEL.values()
+            ]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    elif benchmark == "roar":
+        lines = [
+            f"ROAR on CIFAR-10 (ResNet-8, base accuracy {PAPER_ROAR_BASE_ACCURACY:g}%), test "
+            "accuracy % with 10/30/50/70/90% of the pixels removed (lower is better):",
+            "",
+            "| method | 10% | 30% | 50% | 70% | 90% |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [f"| {m} | " + " | ".join(f"{a:g}" for a in accs) + " |"
+                  for m, accs in PAPER_ROAR.items()]  # fmt: skip
+    elif benchmark == "sanity":
+        lines = [f"Sanity checks (ResNet50 on ImageNet): {PAPER_SANITY}"]
+    else:
+        raise ValueError(f"benchmark must be 'pixel', 'roar' or 'sanity', got {benchmark!r}")
+    return "\n".join([*lines, "", f"Source: {PAPER_SOURCE}.", ""])
 
 
 # -------------------------------------------------- figures: the images each ranking leaves
@@ -130,12 +221,14 @@ def plot_removed_pixels(
     modified: Mapping[str, Tensor | np.ndarray],
     change: Mapping[str, np.ndarray] | None = None,
     title: str = "Images with pixels removed, per method",
+    delta_x: Mapping[str, np.ndarray] | None = None,
 ) -> Figure:
     """One row per image: the input, then the image each method's ranking leaves.
 
     ``images`` (N, ...) and each ``modified[method]`` (N, ...) are display images in [0, 1]
     (tensors (N, C, H, W) or numpy (N, H, W[, C])). ``change[method]`` (N,), when given, is
-    written under each panel as ``|p - p'| / p``, the measure of pixel perturbation.
+    written under each panel as ``|p - p'| / p``, the measure of pixel perturbation;
+    ``delta_x[method]`` (N,), when given, as ``|Δx|``, the input change of the removed pixels.
     """
     names = list(modified)
     n = len(images)
@@ -147,8 +240,11 @@ def plot_removed_pixels(
         show_image(axes[row, 0], images[row], "input" if row == 0 else None)
         for col, name in enumerate(names, start=1):
             show_image(axes[row, col], modified[name][row], name if row == 0 else None)
-            if change is not None:
-                axes[row, col].set_xlabel(f"|p - p'| / p = {change[name][row]:.3f}", fontsize=7)
+            lines = [] if change is None else [f"|p - p'| / p = {change[name][row]:.3f}"]
+            if delta_x is not None:
+                lines.append(f"|Δx| = {delta_x[name][row]:.2f}")
+            if lines:
+                axes[row, col].set_xlabel("\n".join(lines), fontsize=7)
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -165,11 +261,13 @@ def build_pixel_perturbation_widget(
     method_options: Mapping[str, dict] | None = None,
     replacement: str | float = "mean",
 ) -> LessonWidget:
-    """Notebook 06: a fraction slider and LeRF/MoRF, showing the perturbed images and the change.
+    """Notebook 06: the fraction, LeRF/MoRF and the replacement; the perturbed images and changes.
 
     Maps are computed once when the widget is built. The result is a
-    :class:`~prunegrad_lite.course.PerturbedImages` (the modified images and ``|p - p'| / p`` per
-    method); ``replacement`` as in :class:`~prunegrad_lite.PixelPerturbationConfig`.
+    :class:`~prunegrad_lite.course.PerturbedImages` (the modified images, ``|p - p'| / p`` and
+    ``|Δx|`` per method); ``replacement`` (as in :class:`~prunegrad_lite.PixelPerturbationConfig`)
+    is the replacement control's first value; the control offers it and
+    :data:`REPLACEMENT_LABELS`.
     """
     options = {m: o for m, o in (method_options or {}).items() if m in methods}
     maps = method_maps(model, images, methods, options).maps
@@ -177,22 +275,177 @@ def build_pixel_perturbation_widget(
     fraction = widgets.FloatSlider(value=0.1, min=0.01, max=0.5, step=0.01,
                                    description="fraction removed", readout_format=".0%",
                                    **SLIDER)  # fmt: skip
+    # short labels: long ones are cut off in the browser; the tooltips spell them out
     order = widgets.ToggleButtons(
-        options=[("LeRF (least relevant first)", "lerf"), ("MoRF (most relevant first)", "morf")],
-        value="lerf",
-        style={"button_width": "auto"},  # the default width cuts the labels off
-    )
+        options=[("LeRF", "lerf"), ("MoRF", "morf")], value="lerf", description="order",
+        tooltips=["least relevant first", "most relevant first"],
+        style={"button_width": "64px", "description_width": "initial"},
+    )  # fmt: skip
+    offered = {replacement: str(replacement), **REPLACEMENT_LABELS} if replacement not in (
+        REPLACEMENT_LABELS) else REPLACEMENT_LABELS  # fmt: skip
+    fill = widgets.ToggleButtons(
+        options=[(label, value) for value, label in offered.items()], value=replacement,
+        description="replacement",
+        tooltips=[_REPLACEMENT_TIPS.get(str(v), "a value in normalised space") for v in offered],
+        style={"button_width": "104px", "description_width": "initial"},
+    )  # fmt: skip
 
-    def compute(fraction: float, order: str):
+    def compute(fraction: float, order: str, replacement: str | float):
         return perturbed_images(model, images, maps, fraction, order, replacement,
                                 mean=mean, std=std)  # fmt: skip
 
-    def draw(result, fraction: float, order: str) -> Figure:
+    def draw(result, fraction: float, order: str, replacement: str | float) -> Figure:
         modified = {m: to_display_image(x, mean, std) for m, x in result.images.items()}
-        title = (f"{order.upper()}: the {fraction:.0%} {'least' if order == 'lerf' else 'most'}"
-                 f" important pixels replaced ({replacement}); lower change is better for LeRF,"
-                 " higher for MoRF")  # fmt: skip
-        return plot_removed_pixels(shown, modified, result.change, title)
+        which = "least" if order == "lerf" else "most"
+        title = (f"{order.upper()}: the {fraction:.0%} {which} important pixels replaced by "
+                 f"'{offered[replacement]}'\nlower output change is better for LeRF, higher for "
+                 "MoRF; |Δx| says how much the input itself changed")  # fmt: skip
+        return plot_removed_pixels(shown, modified, result.change, title, result.delta_x)
 
-    return LessonWidget("Pixel perturbation: move the fraction, switch the order",
-                        {"fraction": fraction, "order": order}, compute, draw)  # fmt: skip
+    return LessonWidget("Pixel perturbation: move the fraction, switch the order and the "
+                        "replacement", {"fraction": fraction, "order": order,
+                                        "replacement": fill}, compute, draw)  # fmt: skip
+
+
+_REPLACEMENT_TIPS = {
+    "mean": "the dataset mean colour (0 in normalised space)",
+    "blur": "the same pixels of a blurred copy (Gaussian, sigma 3)",
+    "noisy_linear": "noisy linear imputation from the neighbours (Rong et al. 2022)",
+    "black": "pixel value 0",
+}
+
+
+# ------------------------------------------------------------------------ the exercises' answers
+
+
+@dataclass(frozen=True)
+class MeanFillAnswer:
+    """Exercise 1: how much LeRF's first removals change the input, per method (mean fill)."""
+
+    fraction: float  # fraction removed (LeRF)
+    delta_x: dict[str, float]  # method -> mean |x' - x| of the removed pixels, over the images
+    change: dict[str, float]  # method -> mean |p - p'| / p
+    near_zero: dict[str, float]  # method -> share of removed pixels with |x| < 0.1 already
+
+    def __str__(self) -> str:
+        rows = [f"{'method':<22} {'|Δx|':>6} {'|x|<0.1':>8} {'|p-pʹ|/p':>9}"]
+        rows += [
+            f"{m:<22} {self.delta_x[m]:>6.3f} {self.near_zero[m]:>8.0%} {self.change[m]:>9.3f}"
+            for m in self.delta_x
+        ]
+        return f"LeRF at {self.fraction:.0%}, mean fill (0 in normalised space):\n" + "\n".join(
+            rows
+        )
+
+
+def mean_fill_answer(
+    model: nn.Module,
+    images: Tensor,
+    methods: Sequence[str] = ("gradient", "grad_x_input", "prunegrad"),
+    fraction: float = 0.01,
+    method_options: Mapping[str, dict] | None = None,
+) -> MeanFillAnswer:
+    """Grad x Input's least relevant pixels are those already near the fill value 0.
+
+    Removes the ``fraction`` least relevant pixels of ``images`` by the mean (0) for each
+    method and measures the input change ``|Δx|`` of the removed pixels. Asserts that
+    "grad_x_input" (which must be among ``methods``, with "gradient") changes the input less
+    than the gradient: ``x * g`` is small wherever ``x`` is, so its LeRF removes pixels that
+    already hold (nearly) the replacement value.
+    """
+    options = {m: o for m, o in (method_options or {}).items() if m in methods}
+    maps = method_maps(model, images, list(methods), options).maps
+    out = perturbed_images(model, images, maps, fraction, "lerf", "mean")
+    x = images.detach().float().cpu()
+    near = {m: float((x.abs().amax(1)[out.masks[m]] < 0.1).double().mean()) for m in out.masks}
+    delta = {m: float(np.nanmean(v)) for m, v in out.delta_x.items()}
+    change = {m: float(np.mean(v)) for m, v in out.change.items()}
+    assert delta["grad_x_input"] < delta["gradient"], "Grad x Input changes the input as much"
+    return MeanFillAnswer(fraction, delta, change, near)
+
+
+@dataclass(frozen=True)
+class PairedLeadAnswer:
+    """Exercise 2: one method's lead over another, unpaired and paired."""
+
+    a: str
+    b: str
+    score: str  # e.g. "lerf@1%"
+    mean_a: float
+    mean_b: float
+    interval_a: tuple[float, float]  # 95% bootstrap interval of a's mean alone
+    interval_b: tuple[float, float]
+    paired: PairedComparison  # a - b on the same images
+    verdict: str  # on "a is lower than b"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.score}: {self.a} {self.mean_a:.4f} [{self.interval_a[0]:.4f}, "
+            f"{self.interval_a[1]:.4f}], {self.b} {self.mean_b:.4f} [{self.interval_b[0]:.4f}, "
+            f"{self.interval_b[1]:.4f}] (each mean alone)\n"
+            f"paired, {self.a} - {self.b}: {self.paired.describe(4)}\n"
+            f"verdict on '{self.a} is lower than {self.b}': {self.verdict}"
+        )
+
+
+def paired_lead_answer(
+    result: BenchmarkResult, a: str = "prunegrad", b: str = "fullgrad", score: str = "lerf@1%"
+) -> PairedLeadAnswer:
+    """Is ``a``'s lower ``score`` than ``b``'s real? The paired interval says.
+
+    Reads the per-image values of a pixel-perturbation ``result`` (its first replacement) and
+    compares them with :func:`~prunegrad_lite.benchmarks.stats.paired_difference` (95% BCa
+    interval over images), as the claims are checked. Asserts what holds at any size: the
+    paired difference is the difference of the two means, and the verdict is AGREES only when
+    the whole interval lies below 0, DISAGREES only when it lies above, else NOT RESOLVED.
+    """
+    cond = conditions(result)[0]
+    va, vb = values_for(result, a, score, cond), values_for(result, b, score, cond)
+    if va is None or vb is None:
+        raise ValueError(f"{result.benchmark} result holds no per-image {score} of {a} and {b}")
+    c = paired_difference(va, vb)
+    mean_a, low_a, high_a, *_ = bootstrap_interval(va)
+    mean_b, low_b, high_b, *_ = bootstrap_interval(vb)
+    verdict = c.verdict("lower")
+    assert abs(c.difference - (mean_a - mean_b)) < 1e-9
+    assert (verdict == "AGREES") == (c.high < 0) and (verdict == "DISAGREES") == (c.low > 0)
+    return PairedLeadAnswer(a, b, score, mean_a, mean_b, (low_a, high_a), (low_b, high_b), c,
+                            verdict)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReplacementAnswer:
+    """Exercise 3: one method's LeRF under each replacement: input and output change."""
+
+    method: str
+    fraction: float
+    delta_x: dict[str, float]  # replacement -> mean |Δx| of the removed pixels
+    change: dict[str, float]  # replacement -> mean |p - p'| / p
+
+    def __str__(self) -> str:
+        rows = [
+            f"  {r:<13} |Δx| {self.delta_x[r]:.3f}   |p - pʹ| / p {self.change[r]:.3f}"
+            for r in self.delta_x
+        ]
+        return f"{self.method}, LeRF at {self.fraction:.0%}:\n" + "\n".join(rows)
+
+
+def replacement_answer(
+    model: nn.Module,
+    images: Tensor,
+    method: str = "prunegrad",
+    fraction: float = 0.1,
+    replacements: Sequence[str] = ("mean", "blur", "noisy_linear"),
+) -> ReplacementAnswer:
+    """The noisy linear imputation changes the removed pixels least: it rebuilds them.
+
+    Removes the ``fraction`` least relevant pixels of ``method`` under each replacement.
+    Asserts that the noisy linear imputation changes the input less than the mean fill
+    (a least relevant pixel is mostly background, which its neighbours predict well).
+    """
+    maps = method_maps(model, images, [method]).maps
+    out = {r: perturbed_images(model, images, maps, fraction, "lerf", r) for r in replacements}
+    delta = {r: float(np.nanmean(o.delta_x[method])) for r, o in out.items()}
+    change = {r: float(np.mean(o.change[method])) for r, o in out.items()}
+    assert delta["noisy_linear"] < delta["mean"], "the imputation changes the input as much"
+    return ReplacementAnswer(method, fraction, delta, change)
