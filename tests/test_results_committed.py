@@ -42,7 +42,24 @@ def test_every_interval_the_readme_quotes_is_in_the_summary():
     assert not missing, f"README intervals that docs/results/summary.md does not print: {missing}"
 
 
-@pytest.mark.parametrize("stem", ["sanity_fashion_mnist", "pixel_fashion_mnist", "roar_fashion_mnist"])
+def test_every_table_row_the_readme_quotes_is_a_row_of_the_summary():
+    """The README's result tables are copied from ``summary.md`` (rows, not retyped numbers)."""
+    rows = [
+        line.strip()
+        for line in _benchmark_section().splitlines()
+        if line.startswith("| ")
+        and not line.startswith("| method")
+        and any(c.isdigit() for c in line)
+    ]
+    assert rows, "the README's results should hold a table copied from summary.md"
+    summary = {line.strip() for line in (RESULTS / "summary.md").read_text().splitlines()}
+    missing = [r for r in rows if r not in summary]
+    assert not missing, f"README table rows that docs/results/summary.md does not hold: {missing}"
+
+
+@pytest.mark.parametrize(
+    "stem", ["sanity_fashion_mnist", "pixel_fashion_mnist", "roar_fashion_mnist"]
+)
 def test_the_committed_results_hold_their_per_image_values(stem):
     import json
 

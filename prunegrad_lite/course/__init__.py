@@ -12,11 +12,13 @@ module                                  notebook
 :mod:`.n01_ablation_check`              01_neuron_importance: the score against ablation
 :mod:`.n02_input_specific_pruning`      02_input_specific_pruning
 :mod:`.n03_prunegrad`                   03_prunegrad
-:mod:`.n03_answers`                     03_prunegrad: the exercises' answers, checked
+:mod:`.n03_answers`                     03_prunegrad: the exercises' answers
 :mod:`.n04_comparing_methods`           04_comparing_methods
 :mod:`.n05_sanity_checks`               05_sanity_checks
 :mod:`.n06_pixel_perturbation`          06_pixel_perturbation
+:mod:`.n06_answers`                     06_pixel_perturbation: the exercises' answers
 :mod:`.n07_roar`                        07_roar (``course_results`` also 08)
+:mod:`.n07_answers`                     07_roar: the exercises' answers
 :mod:`.n08_putting_it_together`         08_putting_it_together
 ======================================  ===============================================
 
@@ -115,39 +117,43 @@ from prunegrad_lite.course.n05_sanity_checks import (
 )
 from prunegrad_lite.course.n06_pixel_perturbation import (
     REPLACEMENT_LABELS,
-    MeanFillAnswer,
-    PairedLeadAnswer,
     PerturbedImages,
-    ReplacementAnswer,
     build_pixel_perturbation_widget,
-    mean_fill_answer,
-    paired_lead_answer,
     paper_numbers,
     perturbed_images,
     plot_removed_pixels,
+)
+from prunegrad_lite.course.n06_answers import (
+    MeanFillAnswer,
+    PairedLeadAnswer,
+    ReplacementAnswer,
+    mean_fill_answer,
+    paired_lead_answer,
     replacement_answer,
 )
 from prunegrad_lite.course.n07_roar import (
     COMMITTED_RESULTS,
     COURSE_PRESET,
     CourseResults,
-    MaskLeakAnswer,
-    RetrainingsAnswer,
     build_roar_widget,
     course_preset,
     course_results,
     describe_roar_preset,
-    mask_leak_answer,
     plot_roar_masks,
-    retrainings_answer,
     roar_findings,
     roar_images,
+)
+from prunegrad_lite.course.n07_answers import (
+    MaskLeakAnswer,
+    RetrainingsAnswer,
+    mask_leak_answer,
+    retrainings_answer,
 )
 from prunegrad_lite.course.n08_putting_it_together import (
     IMAGE_SUFFIXES,
     Explained,
     MyPhotos,
-    SecondClassAnswer,
+    SecondClassPhotoAnswer,
     SparsityAnswer,
     build_scores_widget,
     claim_counts,
@@ -279,7 +285,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "Explained",
     "MyPhotos",
-    "SecondClassAnswer",
+    "SecondClassPhotoAnswer",
     "SparsityAnswer",
     "claim_counts",
     "explain_images",

@@ -48,7 +48,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "Explained",
     "MyPhotos",
-    "SecondClassAnswer",
+    "SecondClassPhotoAnswer",
     "SparsityAnswer",
     "build_scores_widget",
     "claim_counts",
@@ -243,7 +243,7 @@ def explain_images(
 
 
 @dataclass(frozen=True)
-class SecondClassAnswer:
+class SecondClassPhotoAnswer:
     """Exercise 1: PruneGrad for the predicted class and for the runner-up, on one image."""
 
     classes: tuple[str, str]  # the top two classes, with their probabilities
@@ -266,7 +266,7 @@ def second_class_answer(
     image: Tensor,
     class_names: Sequence[str],
     sparsity: float | None = None,
-) -> SecondClassAnswer:
+) -> SecondClassPhotoAnswer:
     """PruneGrad keeps a different network for each class, so the second class has its own map.
 
     ``image`` (1, C, H, W) normalised. Explains the top two classes of ``model`` with
@@ -290,7 +290,7 @@ def second_class_answer(
     assert both < 1.0, "PruneGrad kept the same neurons for both classes"
     assert not torch.equal(maps[0], maps[1]), "the two classes have the same map"
     names = tuple(f"{class_names[k]} (p={float(probs[k]):.2f})" for k in top)
-    return SecondClassAnswer(names, sim, gsim, both)  # type: ignore[arg-type]
+    return SecondClassPhotoAnswer(names, sim, gsim, both)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
