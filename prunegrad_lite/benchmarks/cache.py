@@ -45,17 +45,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.benchmarks.locks import (
+    LOCK_TIMEOUT_ENV,
     CacheWarning,
     _acquire,
     _release,
     _warn,
+    locked_elsewhere,
 )
+from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.io import atomic_write, sha256_bytes, write_text
 
 
 __all__ = [
+    "LOCK_TIMEOUT_ENV",
     "SCHEMA",
     "CacheWarning",
     "cache_key",
@@ -64,6 +67,7 @@ __all__ = [
     "load_json_cell",
     "load_result_cell",
     "load_tensor_cell",
+    "locked_elsewhere",
     "read_json",
     "read_tensor",
     "setup_hash",
