@@ -251,6 +251,14 @@ def roar_settings_text(result: BenchmarkResult) -> str:
                 f"{s['binomial_se']:.4f}"
             )
         text += "."
+    cells = s.get("cells") or []
+    times = [c["wall_time_s"] for c in cells if c.get("wall_time_s") is not None]
+    if times:
+        text += (
+            f" Training time of the {len(cells)} retrained networks: {sum(times) / 60:.0f} min "
+            f"in all ({min(times):.0f}-{max(times):.0f} s each), as each was trained (a run "
+            "resumed from the cache keeps each network's own time)."
+        )
     if s.get("mask_only"):
         text += (
             '\n\n`mask_only@t` (Rong et al. 2022, ICML, "A Consistent and Efficient '
