@@ -92,6 +92,9 @@ class Preset:
     # pixel perturbation's replacements, the main one first (see PixelPerturbationConfig)
     pixel_replacements: tuple[str, ...] = ("mean", "blur", "noisy_linear")
     sanity_draws: int = 3  # weight draws per randomisation (sanity checks)
+    # EfficientNet-Lite0's sanity checks: one draw (19 stages by block x 2 variants x 2 inits on
+    # the photographs is ~19 s per step on one core: 3 draws alone would take over an hour)
+    imagenet_sanity_draws: int = 1
     sanity_inits: tuple[str, ...] = ("authors", "reset")  # re-initialisations (sanity checks)
     sanity_measures: tuple[str, ...] = ("spearman_abs", "spearman", "ssim", "hog")
     sanity_target: str = "original"  # class explained after randomisation (as Quantus)
@@ -198,6 +201,7 @@ _PAPER = dataclasses.replace(
     roar_longer=0,
     roar_tolerance=None,
     explained_epochs=30,
+    imagenet_sanity_draws=3,
 )
 PRESETS: dict[str, Preset] = {p.name: p for p in (_FULL, _QUICK, _SMOKE, _PAPER)}
 

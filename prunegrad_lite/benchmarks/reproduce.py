@@ -296,7 +296,7 @@ def _run(
             batch_size=batch,
             measures=tuple(preset.sanity_measures),
             inits=tuple(preset.sanity_inits),
-            draws=preset.sanity_draws,
+            draws=preset.sanity_draws if small else preset.imagenet_sanity_draws,
             target=preset.sanity_target,
         )
         images = setup.sanity_images
