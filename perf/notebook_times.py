@@ -44,11 +44,14 @@ def run(path: Path, smoke: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", nargs="+", default=["normal", "smoke"])
+    parser.add_argument("--only", nargs="+", default=None, help="notebook numbers, e.g. 00 03")
     parser.add_argument("--out", type=Path, default=ROOT / "perf" / "out" / "notebook_times.json")
     args = parser.parse_args()
     os.environ.setdefault("MPLBACKEND", "Agg")
     rows = []
     for path in NOTEBOOKS:
+        if args.only and path.name[:2] not in args.only:
+            continue
         row = {"notebook": path.name}
         for mode in args.modes:
             before = os.getloadavg()[0]
