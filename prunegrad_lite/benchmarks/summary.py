@@ -72,7 +72,9 @@ def summary_text(folder: str | os.PathLike, run: dict[str, Any] | None = None) -
         lines.append(
             f"Preset **{preset}** on {run.get('device', '?')} ({run.get('torch_threads', '?')} "
             f"torch threads); wall time of this call {seconds.get('total', 0):.0f} s. Time each "
-            f"benchmark took: {times}."
+            f"benchmark took in the call that finished it: {times}. A result assembled from "
+            "pieces cached by earlier, interrupted calls (sanity steps, ROAR cells) took only "
+            "that assembly here; ROAR's section gives the training time of its networks."
         )
     else:
         lines.append("(No run.json in this folder: preset and timings unknown.)")
