@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 import pytest
@@ -19,14 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ["zero", "one", "two", "three"]
 
 
-@pytest.fixture(autouse=True)
-def agg():
-    """Draw off-screen and close every figure a test made."""
-    matplotlib.use("Agg")
-    before = set(plt.get_fignums())
-    yield
-    for num in set(plt.get_fignums()) - before:
-        plt.close(num)
+pytestmark = pytest.mark.usefixtures("agg")  # tests/conftest.py: off-screen, figures closed
 
 
 @pytest.fixture(scope="module")

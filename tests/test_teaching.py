@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -17,14 +16,7 @@ import prunegrad_lite as pgl
 from prunegrad_lite import runtime
 
 
-@pytest.fixture(autouse=True)
-def agg():
-    """Draw off-screen and close every figure a test made."""
-    matplotlib.use("Agg")
-    before = set(plt.get_fignums())
-    yield
-    for num in set(plt.get_fignums()) - before:
-        plt.close(num)
+pytestmark = pytest.mark.usefixtures("agg")  # tests/conftest.py: off-screen, figures closed
 
 
 @pytest.fixture
