@@ -55,6 +55,7 @@ __all__ = [
     "combine",
     "compare_with_paper",
     "conditions",
+    "paper_table",
     "paper_tables",
 ]
 
@@ -244,29 +245,40 @@ def check_claims(
     return rows
 
 
+def paper_table(benchmark: str) -> list[str]:
+    """The authors' numbers of one benchmark ("pixel" or "roar") as the lines of a Markdown
+    table (from their CVPR 2021 follow-up; :func:`paper_tables` and the course show them)."""
+    if benchmark == "pixel":
+        lines = [
+            "| method | " + " | ".join(PAPER_PIXEL) + " |",
+            "|---|" + "---|" * len(PAPER_PIXEL),
+        ]
+        methods = list(dict.fromkeys(m for table in PAPER_PIXEL.values() for m in table))
+        for m in methods:
+            cells = [
+                f"{t[m][0]:.2f} / {t[m][1]:.2f}" if m in t else "" for t in PAPER_PIXEL.values()
+            ]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        return lines
+    if benchmark == "roar":
+        lines = ["| method | 10% | 30% | 50% | 70% | 90% |", "|---|---|---|---|---|---|"]
+        for m, accs in PAPER_ROAR.items():
+            lines.append(f"| {m} | " + " | ".join(f"{a:g}" for a in accs) + " |")
+        return lines
+    raise ValueError(f"benchmark must be 'pixel' or 'roar', got {benchmark!r}")
+
+
 def paper_tables() -> str:
     """The authors' numbers as Markdown tables (from their CVPR 2021 follow-up)."""
     lines = [
         "**Pixel perturbation, LeRF fractional output change at 1% / 10% (lower is better)**",
         "",
-        "| method | " + " | ".join(PAPER_PIXEL) + " |",
-        "|---|" + "---|" * len(PAPER_PIXEL),
-    ]
-    methods = list(dict.fromkeys(m for table in PAPER_PIXEL.values() for m in table))
-    for m in methods:
-        cells = [f"{t[m][0]:.2f} / {t[m][1]:.2f}" if m in t else "" for t in PAPER_PIXEL.values()]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += [
+        *paper_table("pixel"),
         "",
         f"**ROAR, CIFAR-10 test accuracy % (base {PAPER_ROAR_BASE_ACCURACY}%), "
         "10/30/50/70/90% removed (lower is better)**",
         "",
-        "| method | 10% | 30% | 50% | 70% | 90% |",
-        "|---|---|---|---|---|---|",
-    ]
-    for m, accs in PAPER_ROAR.items():
-        lines.append(f"| {m} | " + " | ".join(f"{a:g}" for a in accs) + " |")
-    lines += [
+        *paper_table("roar"),
         "",
         f"**Sanity checks (ResNet50):** {PAPER_SANITY}",
         "",

@@ -13,6 +13,7 @@ module                                  notebook
 :mod:`.n02_input_specific_pruning`      02_input_specific_pruning
 :mod:`.n03_prunegrad`                   03_prunegrad
 :mod:`.n03_answers`                     03_prunegrad: the exercises' answers
+:mod:`.n03_from_scratch`                03_prunegrad: the model the from-scratch method hooks
 :mod:`.n04_comparing_methods`           04_comparing_methods
 :mod:`.n05_sanity_checks`               05_sanity_checks
 :mod:`.n06_pixel_perturbation`          06_pixel_perturbation
@@ -79,6 +80,7 @@ from prunegrad_lite.course.n03_answers import (
     answer_dead_fraction,
     answer_second_class,
 )
+from prunegrad_lite.course.n03_from_scratch import relu_calls_as_modules
 from prunegrad_lite.course.n03_prunegrad import (
     DIRECTIONS,
     PerturbationGains,
@@ -87,7 +89,6 @@ from prunegrad_lite.course.n03_prunegrad import (
     build_target_class_widget,
     perturbation_gains,
     plot_perturbation_gains,
-    relu_calls_as_modules,
     sparsity_maps,
 )
 from prunegrad_lite.course.n04_comparing_methods import (

@@ -41,11 +41,10 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from prunegrad_lite.benchmarks.paper import (
-    PAPER_PIXEL,
-    PAPER_ROAR,
     PAPER_ROAR_BASE_ACCURACY,
     PAPER_SANITY,
     PAPER_SOURCE,
+    paper_table,
 )
 from prunegrad_lite.benchmarks.pixel_perturbation import probability_change
 from prunegrad_lite.benchmarks.removal import (
@@ -174,29 +173,18 @@ def paper_numbers(benchmark: str) -> str:
     >>> pgl.course.markdown(paper_numbers("roar"))
     """
     if benchmark == "pixel":
-        sets = list(PAPER_PIXEL)
         lines = [
             "LeRF fractional output change at 1% / 10% removed (lower is better):",
             "",
-            "| method | " + " | ".join(sets) + " |",
-            "|---|" + "---|" * len(sets),
+            *paper_table("pixel"),
         ]
-        methods = list(dict.fromkeys(m for t in PAPER_PIXEL.values() for m in t))
-        for m in methods:
-            cells = [
-                f"{t[m][0]:.2f} / {t[m][1]:.2f}" if m in t else "" for t in PAPER_PIXEL.values()
-            ]
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
     elif benchmark == "roar":
         lines = [
             f"ROAR on CIFAR-10 (ResNet-8, base accuracy {PAPER_ROAR_BASE_ACCURACY:g}%), test "
             "accuracy % with 10/30/50/70/90% of the pixels removed (lower is better):",
             "",
-            "| method | 10% | 30% | 50% | 70% | 90% |",
-            "|---|---|---|---|---|---|",
+            *paper_table("roar"),
         ]
-        lines += [f"| {m} | " + " | ".join(f"{a:g}" for a in accs) + " |"
-                  for m, accs in PAPER_ROAR.items()]  # fmt: skip
     elif benchmark == "sanity":
         lines = [f"Sanity checks (ResNet50 on ImageNet): {PAPER_SANITY}"]
     else:
