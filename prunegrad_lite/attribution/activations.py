@@ -285,12 +285,12 @@ def _check_interceptable(model: nn.Module) -> None:
     """Refuse models whose activation calls cannot be seen (compiled TorchScript)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    scripted = [
-        name or "<model>"
-        for name, m in model.named_modules()
-        if isinstance(m, torch.jit.ScriptModule)
-    ]
-    if scripted:
+    if any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
+        scripted = [
+            name or "<model>"
+            for name, m in model.named_modules()
+            if isinstance(m, torch.jit.ScriptModule)
+        ]
         raise TypeError(
             f"{type(model).__name__} is (or contains, at {', '.join(scripted[:3])}) a TorchScript "
             "module (torch.jit.trace / torch.jit.script): its compiled graph calls ReLU without "

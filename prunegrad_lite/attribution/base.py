@@ -69,8 +69,8 @@ def check_model(model: nn.Module) -> None:
             "torch.inference_mode() (inference tensors), which can take no part in a gradient: "
             "build or load the model outside inference_mode (torch.no_grad() is fine)"
         )
-    training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
-    if training:
+    if any(m.training for m in model.modules()):  # names only for the error (per-call cost)
+        training = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
         raise ValueError(
             f"{type(model).__name__} is in training mode (modules {', '.join(training[:3])}"
             f"{', ...' if len(training) > 3 else ''}): BatchNorm would mix the samples of the "
@@ -260,10 +260,9 @@ def preserve_model_state(model: nn.Module) -> Iterator[None]:
     (identity forward and backward), so a model that writes into its input (a first
     ``nn.ReLU(inplace=True)``) cannot change the tensors a method reuses between passes.
     """
-    modes = [(m, m.training) for m in model.modules()]
-    inplace = [
-        (m, m.inplace) for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)
-    ]
+    modules = list(model.modules())
+    modes = [(m, m.training) for m in modules]
+    inplace = [(m, m.inplace) for m in modules if isinstance(getattr(m, "inplace", None), bool)]
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     handle = model.register_forward_pre_hook(_copy_tensor_args)
     try:

@@ -89,9 +89,9 @@ def prunegrad(
     # check the model and x (a private copy on the model's device); the model is restored on exit
     with checked(model, x) as inputs:
         # step 1: score every neuron of every ReLU call for the target logit S_c: |a * dS_c/da|
-        scores = neuron_scores(
-            model, inputs, target, activations="relu6"
-        )  # relu6: what step 2 reads
+        scores = neuron_scores(  # relu6: keep what step 2 reads; names: not needed here
+            model, inputs, target, activations="relu6", names=False
+        )
         # step 2: per sample, prune the neurons scoring at or below the sparsity percentile
         masks = masks_from_scores(scores, sparsity, "global", DEFAULT_RULE)
         target, scores = scores.target, None  # (N,) classes; the scores are freed before step 3

@@ -86,6 +86,7 @@ def _taylor(
     target: TargetLike,
     straight_through: bool = False,
     activations: str = "all",
+    names: bool = True,
 ) -> NeuronScores:
     """``|a * dS/da|`` for every neuron: one forward and one backward pass.
 
@@ -116,7 +117,7 @@ def _taylor(
     clip = straight_through_clip() if straight_through else contextlib.nullcontext()
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)  # so every activation is in the graph
-        with clip, intercept_activations(model, record) as sites:
+        with clip, intercept_activations(model, record, names=names) as sites:
             logits = model(x)  # (N, K)
         if not sites:
             raise no_activation_error(model)
@@ -131,8 +132,10 @@ def _taylor(
     return NeuronScores(list(sites), scores, logits.detach(), t, "taylor", acts)
 
 
-def _sites_and_logits(model: nn.Module, inputs: Tensor) -> tuple[list[ActivationSite], Tensor]:
-    with torch.no_grad(), intercept_activations(model) as sites:
+def _sites_and_logits(
+    model: nn.Module, inputs: Tensor, names: bool = True
+) -> tuple[list[ActivationSite], Tensor]:
+    with torch.no_grad(), intercept_activations(model, names=names) as sites:
         logits = model(inputs)
     if not sites:
         raise no_activation_error(model)
@@ -150,6 +153,7 @@ def neuron_scores(
     internal_batch_size: int | None = None,
     straight_through: bool = False,
     activations: str = "all",
+    names: bool = True,
 ) -> NeuronScores:
     """Step 1: importance score of every neuron of every activation site, per sample.
 
@@ -162,6 +166,8 @@ def neuron_scores(
     :meth:`PruneGrad.attribute` and moved to the model's device; the model is left unchanged.
     ``activations`` (Taylor): ``"all"`` keeps every site's activations in the result,
     ``"relu6"`` only the ReLU6 sites' (all ``rule="keep_active"`` reads; less memory).
+    ``names=False`` calls the sites ``site0``, ``site1``, ... instead of their module paths,
+    which saves a hook on every module (what :func:`~prunegrad_lite.prunegrad` does).
 
     Example
     -------
@@ -174,12 +180,12 @@ def neuron_scores(
         if straight_through and scoring != "taylor":
             raise ValueError(f"straight_through applies to the 'taylor' scoring, not {scoring!r}")
         if scoring == "taylor":
-            return _taylor(model, x, target, straight_through, activations)
+            return _taylor(model, x, target, straight_through, activations, names)
         if scoring not in SCORINGS:
             raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
         if scoring == "integrated_gradients" and alphas < 2:
             raise ValueError(f"alphas must be >= 2 (0 and 1 included), got {alphas}")
-        sites, logits = _sites_and_logits(model, x)
+        sites, logits = _sites_and_logits(model, x, names)
         if scoring == "random":
             scores = random_scores(sites, x, generator)
             return NeuronScores(sites, scores, logits, resolve_target(target, logits), "random")
