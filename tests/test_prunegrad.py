@@ -306,6 +306,22 @@ def test_taylor_scores_reuse_no_gradient_buffer_two_sites_share():
     torch.testing.assert_close(s.scores[1], (a2 * g).abs().detach(), rtol=0, atol=1e-12)
 
 
+def test_scores_without_site_names_are_the_same_scores():
+    """names=False (what prunegrad() uses) only renames the sites: same scores, same shapes."""
+    model = SmallResidual().eval()
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    for scoring in ("taylor", "random"):
+        kw = {"generator": torch.Generator().manual_seed(0)} if scoring == "random" else {}
+        named = neuron_scores(model, x, scoring=scoring, **kw)
+        kw = {"generator": torch.Generator().manual_seed(0)} if scoring == "random" else {}
+        plain = neuron_scores(model, x, scoring=scoring, names=False, **kw)
+        assert [s.name for s in named.sites] == ["relu", "relu#2", "<model>/relu"]
+        assert [s.name for s in plain.sites] == ["site0", "site1", "site2"]
+        assert [s.shape for s in plain.sites] == [s.shape for s in named.sites]
+        for a, b in zip(named.scores, plain.scores):
+            assert torch.equal(a, b)
+
+
 class SmallResidual(nn.Module):
     """A small CNN with a residual addition, an in-place ReLU and a reused ReLU module."""
 
