@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunegrad_lite.data.datasets import FASHION_MNIST_CLASSES, fashion_mnist_split
+from prunegrad_lite.data.fashion_mnist import FASHION_MNIST_CLASSES, fashion_mnist_split
 from prunegrad_lite.data.registry import DEBIAN_FASHION_MNIST_DIR, data_root
 from prunegrad_lite.io import atomic_write
 

@@ -383,7 +383,7 @@ def test_imagenet_classes():
 def test_docstring_examples(monkeypatch):
     monkeypatch.delenv("PRUNEGRAD_LITE_DATA", raising=False)  # the examples read data/
     attempted = failed = 0
-    for module in (D.registry, D.datasets, D.images):
+    for module in (D.registry, D.datasets, D.fashion_mnist, D.cifar10, D.labeled, D.images):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         attempted, failed = attempted + result.attempted, failed + result.failed
     assert attempted > 10 and failed == 0

@@ -7,6 +7,9 @@ module                           what it holds
 :mod:`.pixel_perturbation`       LeRF / MoRF pixel removal, fractional output change
 :mod:`.roar`                     remove and retrain (Hooker et al. 2019), cached cells
 :mod:`.results`                  the results format every benchmark returns
+:mod:`.result_rows`              its rows: curve points, scores, per-unit tables
+:mod:`.result_files`             its files' text: CSV, Markdown, JSON (and JSON read back)
+:mod:`.aggregate`                mean and sample std over units, the area under a curve
 :mod:`.similarity`               Spearman, SSIM, HOG similarity of maps
 :mod:`.removal`                  ranking pixels, removal masks, replacement values
 :mod:`.imputation`               noisy linear imputation of removed pixels (Rong et al. 2022)

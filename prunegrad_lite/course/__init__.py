@@ -12,6 +12,7 @@ module                                  notebook
 :mod:`.n01_ablation_check`              01_neuron_importance: the score against ablation
 :mod:`.n02_input_specific_pruning`      02_input_specific_pruning
 :mod:`.n03_prunegrad`                   03_prunegrad
+:mod:`.n03_perturbation`                03_prunegrad: PruneGrad as the best local perturbation
 :mod:`.n03_answers`                     03_prunegrad: the exercises' answers
 :mod:`.n03_from_scratch`                03_prunegrad: the model the from-scratch method hooks
 :mod:`.n04_comparing_methods`           04_comparing_methods
@@ -81,14 +82,16 @@ from prunegrad_lite.course.n03_answers import (
     answer_second_class,
 )
 from prunegrad_lite.course.n03_from_scratch import relu_calls_as_modules
-from prunegrad_lite.course.n03_prunegrad import (
+from prunegrad_lite.course.n03_perturbation import (
     DIRECTIONS,
     PerturbationGains,
+    perturbation_gains,
+    plot_perturbation_gains,
+)
+from prunegrad_lite.course.n03_prunegrad import (
     SparsityMaps,
     build_prunegrad_widget,
     build_target_class_widget,
-    perturbation_gains,
-    plot_perturbation_gains,
     sparsity_maps,
 )
 from prunegrad_lite.course.n04_comparing_methods import (

@@ -1,7 +1,7 @@
 """Notebook 03's exercises: each answer computed and asserted (CI runs the notebook).
 
 Used by ``notebooks/03_prunegrad.ipynb`` (its solution cells); the lesson's own computations are
-in :mod:`.n03_prunegrad`.
+in :mod:`.n03_prunegrad` and :mod:`.n03_perturbation`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from prunegrad_lite.attribution.base import check_inputs
 from prunegrad_lite.attribution.pruning import neuron_scores
-from prunegrad_lite.course.n03_prunegrad import PerturbationGains, perturbation_gains
+from prunegrad_lite.course.n03_perturbation import PerturbationGains, perturbation_gains
 
 __all__ = [
     "DeadFractionAnswer",

@@ -1,7 +1,8 @@
 """Notebook 03's from-scratch PruneGrad: the model it can hook.
 
 Used by ``notebooks/03_prunegrad.ipynb`` (the cell tagged ``from-scratch`` and the check against
-``pgl.PruneGrad``); the lesson's other computations are in :mod:`.n03_prunegrad`.
+``pgl.PruneGrad``); the lesson's other computations are in :mod:`.n03_prunegrad` and
+:mod:`.n03_perturbation`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@
 module                       what it holds
 ============================ =====================================================================
 :mod:`.registry`             the registered files with their sha256, :func:`fetch`, data roots
-:mod:`.datasets`             Fashion-MNIST (shipped subset, full IDX set) and CIFAR-10 as tensors
+:mod:`.datasets`             :func:`load_dataset`: Fashion-MNIST and CIFAR-10 as normalised tensors
+:mod:`.fashion_mnist`        Fashion-MNIST's constants and files: the shipped subset, the IDX set
+:mod:`.cifar10`              CIFAR-10's constants and its batch files, read by a safe unpickler
+:mod:`.labeled`              :class:`LabeledData`: normalised images, labels, class names
 :mod:`.images`               ImageNet preprocessing, the offline photographs, folders, class names
 ============================ =====================================================================
 

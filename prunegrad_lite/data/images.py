@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from prunegrad_lite.data.datasets import denormalize
+from prunegrad_lite.data.labeled import denormalize
 from prunegrad_lite.data.registry import DataError
 
 __all__ = [
