@@ -60,8 +60,13 @@ def plot_examples(images: Tensor | np.ndarray, labels: Sequence[str], ncols: int
         raise ValueError(f"{len(labels)} labels for {n} images")
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
+    side = min(1.7, 8.8 / ncols)  # inches per image: at most 8.8 in (880 px) fit a notebook
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.7 * ncols, 1.9 * nrows + 0.4), squeeze=False, layout="constrained"
+        nrows,
+        ncols,
+        figsize=(side * ncols, (side + 0.2) * nrows + 0.4),
+        squeeze=False,
+        layout="constrained",
     )
     for ax in axes.flat:
         ax.set_axis_off()

@@ -212,12 +212,12 @@ def plot_taylor_parts(
         a, g = a.view(-1, 1, 1), g.view(-1, 1, 1)
     a, g = a[channel].numpy(), g[channel].numpy()
     s = np.abs(a * g)
-    fig, axes = plt.subplots(1, 4, figsize=(11.5, 3.0), layout="constrained")
+    fig, axes = plt.subplots(1, 4, figsize=(8.8, 2.6), layout="constrained")
     show_image(axes[0], image, "input")
     glim = max(float(np.abs(g).max()), 1e-12)
     panels = [
         (a, MAGNITUDE_CMAP, 0.0, max(float(a.max()), 1e-12), "activation a", "a (after ReLU)"),
-        (g, SIGNED_CMAP, -glim, glim, "gradient dS_c/da", "dS_c/da (logit per unit a)"),
+        (g, SIGNED_CMAP, -glim, glim, "gradient dS_c/da", "logit per unit a"),
         (
             s,
             MAGNITUDE_CMAP,
@@ -227,12 +227,16 @@ def plot_taylor_parts(
             "score (logit units)",
         ),
     ]
-    for ax, (values, cmap, vmin, vmax, title, label) in zip(axes[1:], panels):
+    for k, (ax, (values, cmap, vmin, vmax, title, label)) in enumerate(zip(axes[1:], panels)):
         im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("x (positions)")
-        ax.set_ylabel("y (positions)")
-        fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+        ax.set_xlabel("x (positions)", fontsize=8)
+        if k == 0:  # one y label for the three panels: side by side they ran into colour bars
+            ax.set_ylabel("y (positions)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        bar = fig.colorbar(im, ax=ax, shrink=0.85)
+        bar.set_label(label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     name = parts.sites[site].name
     fig.suptitle(
         f"Site {site} ({name}), channel {channel}: a neuron scores high only when it is active "
@@ -297,7 +301,7 @@ def plot_layer_scores(parts: TaylorParts) -> Figure:
     fig, (ax, bx) = plt.subplots(
         1,
         2,
-        figsize=(10.5, 0.45 * len(names) + 1.8),
+        figsize=(8.8, 0.45 * len(names) + 2.0),
         layout="constrained",
         gridspec_kw={"width_ratios": [2.2, 1]},
     )
@@ -318,7 +322,7 @@ def plot_layer_scores(parts: TaylorParts) -> Figure:
     )
     bx.set_yticks(positions, [])
     bx.set_xlim(0, 1)
-    bx.set_xlabel("fraction of the site's neurons / of the total score")
+    bx.set_xlabel("fraction of the site's neurons\n/ of the total score")
     bx.legend(fontsize=7, loc="lower right")
     bx.set_title("Dead neurons and where the score lies", fontsize=9)
     n = len(parts.target)
