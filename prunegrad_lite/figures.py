@@ -227,7 +227,7 @@ def plot_method_grid(
     fig, axes = plt.subplots(
         n * bands,
         ncols,
-        figsize=(side * ncols, (side * n + 0.9) * bands),
+        figsize=(side * ncols, (side * n + 1.2) * bands),
         squeeze=False,
         layout="constrained",
     )
