@@ -199,7 +199,7 @@ def plot_method_grid(
         rows, each with the images again (default: all methods in one band).
 
     Each map is scaled by its own max |value|; one colour bar per column gives the scale.
-    Panels are 2.1 in wide, narrower (down to 1.45 in) so that the figure fits
+    Panels are 2.1 in wide, narrower (down to 1.25 in) so that the figure fits
     :data:`GRID_WIDTH` (a notebook's output area) when there are many columns.
 
     Example
@@ -223,7 +223,7 @@ def plot_method_grid(
     per_band = len(names) if max_columns is None else max(1, int(max_columns))
     bands = -(-len(names) // per_band)
     ncols = min(len(names), per_band) + 1
-    side = min(2.1, max(1.45, GRID_WIDTH / ncols))  # inches per panel
+    side = min(2.1, max(1.25, GRID_WIDTH / ncols))  # inches per panel
     fig, axes = plt.subplots(
         n * bands,
         ncols,
