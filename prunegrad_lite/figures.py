@@ -37,6 +37,9 @@ __all__ = [
     "plot_sparsity_sweep",
 ]
 
+#: The width, in inches, that :func:`plot_method_grid` keeps to when it can: about 880 px at
+#: 100 dpi, what a notebook's output area shows unshrunk in a 1366 px wide JupyterLab.
+GRID_WIDTH = 8.8
 SIGNED_CMAP = "RdBu_r"  # diverging: blue negative, white 0, red positive
 MAGNITUDE_CMAP = "inferno"  # sequential: black 0 to yellow 1
 
@@ -181,6 +184,7 @@ def plot_method_grid(
     maps: Mapping[str, Tensor],
     titles: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
+    max_columns: int | None = None,
 ) -> Figure:
     """A grid: one row per image, the image first, then one column per method.
 
@@ -191,8 +195,12 @@ def plot_method_grid(
         have a negative value is drawn signed (diverging colormap), else as magnitudes.
     titles : column titles, one per method (default: the names in ``maps``).
     class_names : one label per row (e.g. ``"cat (p=0.93)"``), shown left of each image.
+    max_columns : at most this many methods side by side; more wrap into further bands of
+        rows, each with the images again (default: all methods in one band).
 
     Each map is scaled by its own max |value|; one colour bar per column gives the scale.
+    Panels are 2.1 in wide, narrower (down to 1.25 in) so that the figure fits
+    :data:`GRID_WIDTH` (a notebook's output area) when there are many columns.
 
     Example
     -------
@@ -212,30 +220,45 @@ def plot_method_grid(
             raise ValueError(f"maps[{name!r}] has {len(maps[name])} maps for {n} images")
     if class_names is not None and len(class_names) != n:
         raise ValueError(f"{len(class_names)} class names for {n} images")
-    ncols = len(names) + 1
+    per_band = len(names) if max_columns is None else max(1, int(max_columns))
+    bands = -(-len(names) // per_band)
+    ncols = min(len(names), per_band) + 1
+    side = min(2.1, max(1.25, GRID_WIDTH / ncols))  # inches per panel
     fig, axes = plt.subplots(
-        n, ncols, figsize=(2.1 * ncols, 2.1 * n + 0.9), squeeze=False, layout="constrained"
+        n * bands,
+        ncols,
+        figsize=(side * ncols, (side * n + 1.2) * bands),
+        squeeze=False,
+        layout="constrained",
     )
-    for row in range(n):
-        _show_image(axes[row, 0], _image(images[row]))
-        if class_names is not None:
-            axes[row, 0].set_ylabel(class_names[row], fontsize=8)
-    axes[0, 0].set_title("input", fontsize=9)
-    for col, (name, title) in enumerate(zip(names, titles), start=1):
-        signed = _is_signed(maps[name])
-        for row in range(n):
-            im = _show_map(axes[row, col], _pixel_map(maps[name][row], signed), signed)
-        axes[0, col].set_title(title, fontsize=9)
-        fig.colorbar(
-            im,
-            ax=axes[:, col],
-            location="bottom",
-            shrink=0.8,
-            label="signed / max" if signed else "|.| / max",
-        )
     for ax in axes.flat:
         _bare(ax)
+    for band in range(bands):
+        top = band * n  # the band's first row
+        chunk = slice(band * per_band, (band + 1) * per_band)
+        for row in range(n):
+            _show_image(axes[top + row, 0], _image(images[row]))
+            if class_names is not None:
+                axes[top + row, 0].set_ylabel(class_names[row], fontsize=8)
+        axes[top, 0].set_title("input", fontsize=9)
+        shown = list(zip(names[chunk], titles[chunk]))
+        for col, (name, title) in enumerate(shown, start=1):
+            signed = _is_signed(maps[name])
+            for row in range(n):
+                im = _show_map(axes[top + row, col], _pixel_map(maps[name][row], signed), signed)
+            axes[top, col].set_title(title, fontsize=9)
+            fig.colorbar(
+                im,
+                ax=axes[top : top + n, col],
+                location="bottom",
+                shrink=0.8,
+                label="signed / max" if signed else "|.| / max",
+            )
+        for col in range(len(shown) + 1, ncols):
+            for row in range(n):
+                axes[top + row, col].set_axis_off()
     fig.suptitle("Attribution maps by method (each map scaled by its own max |value|)", fontsize=10)
+    fig.get_layout_engine().set(h_pad=0.07)  # room between the title and the column titles
     return fig
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+WINDOW = (1366, 768)  # the page's CSS size: a laptop; the notebook's outputs are ~920 px wide
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -38,7 +39,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
+    f"--window-size={WINDOW[0]},{WINDOW[1]}",
 ]
 LAB_SETTINGS = {  # user settings of the JupyterLab front end, one file per plugin
     # Never write outputs back into the notebook (autosave is every 120 s by default).
@@ -217,7 +218,7 @@ class LabServer:
 
 
 def chrome(chromium: str, chromedriver: str, profile: Path, log_path: Path):
-    """Headless Chromium at 1400x1000 with a new empty profile, capturing the console."""
+    """Headless Chromium at :data:`WINDOW` with a new empty profile, capturing the console."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -231,11 +232,15 @@ def chrome(chromium: str, chromedriver: str, profile: Path, log_path: Path):
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(120)
     driver.set_script_timeout(120)
-    # --window-size counts the window's frame: make the page itself 1400x1000 CSS pixels.
-    width, height = driver.execute_script("return [window.innerWidth, window.innerHeight];")
-    outer = driver.get_window_size()
-    driver.set_window_size(outer["width"] + 1400 - width, outer["height"] + 1000 - height)
+    set_page_size(driver, *WINDOW)
     return driver
+
+
+def set_page_size(driver, width: int, height: int) -> None:
+    """Make the page itself ``width`` x ``height`` CSS pixels (a window size counts its frame)."""
+    inner_w, inner_h = driver.execute_script("return [window.innerWidth, window.innerHeight];")
+    outer = driver.get_window_size()
+    driver.set_window_size(outer["width"] + width - inner_w, outer["height"] + height - inner_h)
 
 
 # --- JupyterLab through its exposed application object (window.jupyterapp) -------------------
@@ -377,6 +382,62 @@ def image_state(driver, widget) -> dict:
                 height: Math.round(r.height), complete: img.complete,
                 display: getComputedStyle(img).display};""",
         widget,
+    )
+
+
+_LAYOUT = """
+const w = arguments[0];
+const out = w.closest('.jp-OutputArea-output');
+const img = w.querySelector(':scope > img.widget-image');
+const problems = [];
+const wide = e => e.scrollWidth > e.clientWidth + 1;
+if (img && img.naturalWidth > 0 && getComputedStyle(img).display !== 'none') {
+  const shown = Math.round(img.getBoundingClientRect().width);
+  if (img.naturalWidth > out.clientWidth)
+    problems.push(`its figure is ${img.naturalWidth} px wide, wider than the output ` +
+                  `(${out.clientWidth} px): shown shrunk, its text smaller`);
+  else if (shown > img.naturalWidth + 1)
+    problems.push(`its ${img.naturalWidth} px figure is stretched to ${shown} px`);
+}
+for (let e = w; e && e !== out.parentElement; e = e.parentElement)
+  if (wide(e)) problems.push(`${e.className.split(' ').pop()} scrolls sideways ` +
+                             `(${e.scrollWidth} px of content in ${e.clientWidth})`);
+for (const e of w.querySelectorAll(
+    '.widget-label, .widget-toggle-button, .widget-readout, .widget-html-content'))
+  if (e.textContent.trim() && wide(e))
+    problems.push(`the text '${e.textContent.trim()}' is cut (${e.scrollWidth} px in ` +
+                  `${e.clientWidth})`);
+const ctx = document.createElement('canvas').getContext('2d');
+for (const s of w.querySelectorAll('select:not([multiple])')) {
+  ctx.font = getComputedStyle(s).font;
+  const text = s.options[s.selectedIndex] ? s.options[s.selectedIndex].text : '';
+  const room = s.clientWidth - 24;  // the arrow and the padding
+  if (ctx.measureText(text).width > room)
+    problems.push(`the choice '${text}' is cut (${Math.round(ctx.measureText(text).width)} px ` +
+                  `in ${room})`);
+}
+return problems;
+"""
+
+
+def layout_problems(driver, widget) -> list[str]:
+    """What a student would see wrong in one lesson widget's layout: a figure wider than the
+    output (shrunk, small text) or stretched beyond its size, a box that scrolls sideways, a
+    label, button, readout or dropdown choice whose text is cut."""
+    return driver.execute_script(_LAYOUT, widget)
+
+
+def wide_outputs(driver) -> list[str]:
+    """Outputs that scroll sideways (content wider than the notebook's output area)."""
+    return driver.execute_script(
+        """const found = [];
+        document.querySelectorAll('.jp-Notebook .jp-Cell').forEach((cell, i) => {
+          for (const o of cell.querySelectorAll('.jp-OutputArea-output'))
+            if (o.scrollWidth > o.clientWidth + 1)
+              found.push(`cell ${i}'s output scrolls sideways (${o.scrollWidth} px of ` +
+                         `content in ${o.clientWidth}): '${o.textContent.trim().slice(0, 60)}'`);
+        });
+        return found;"""
     )
 
 

@@ -8,13 +8,17 @@ For each notebook the browser opens it, runs all cells, and then checks that
 - every lesson widget (``pgl.course.build_*_widget``) shows its figure, and moving each of its
   controls (a key press on a slider, a click on a toggle button, a choice in a list) changes the
   image;
+- at a laptop's page size (1366x768, outputs about 920 px wide), before and after each move,
+  every widget's figure fits the output unshrunk and is not stretched beyond its own size, no
+  widget scrolls sideways, and no label, button, readout or dropdown choice is cut; no output
+  of the notebook scrolls sideways;
 - the browser console has no error;
 - neither the repository's notebooks nor the served copy changed on disk.
 
 Three notebooks with widgets run by default (within the CI budget); the others are opt-in:
 ``python -m pytest -m browser_all tests/test_browser.py``. The tests are skipped when Chromium,
 chromedriver or selenium are missing (``.ci/run`` installs them). Set
-``PRUNEGRAD_LITE_BROWSER_SHOTS=<folder>`` to save a 1400x1000 screenshot of every widget before
+``PRUNEGRAD_LITE_BROWSER_SHOTS=<folder>`` to save a 1366x768 screenshot of every widget before
 and after each move.
 """
 
@@ -37,10 +41,14 @@ DEFAULT = ("01", "03", "06")  # in CI: three notebooks with widgets of every kin
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
 RUN_TIMEOUT = 900  # s to run one notebook's cells in smoke mode (a few tens of s when idle)
 UPDATE_TIMEOUT = 180  # s for one widget update (0.3-6 s when idle)
-MIN_SCALE = 0.7  # a figure shown below 70% of its size (e.g. 1,800 px in 950) has tiny text
 BUILDS = re.compile(r"\bpgl\.course\.build_\w+_widget\(")
 # Console errors that are not the course's, each with its reason (none known so far).
 CONSOLE_IGNORE: re.Pattern | None = None
+# Outputs known to scroll sideways, per notebook, each with its reason: 05's sanity-check table
+# (benchmarks.summary.sanity_tables, 7 columns in smoke mode, more with HOG) has headers such as
+# "spearman_abs@top (constant left out)"; it is also docs/results/summary.md's table (rebuilt
+# and checked from the result files), so narrowing it is a change there, not yet made.
+WIDE_KNOWN = {"05_sanity_checks.ipynb": re.compile(r"output scrolls sideways .*: 'Init '")}
 
 CHROMIUM, CHROMEDRIVER, MISSING = jb.find_browser()
 
@@ -102,7 +110,9 @@ def _check(lab, name: str, shots: Path | None, update_timeout: float) -> list[st
     served_before = hashlib.sha256((served / name).read_bytes()).hexdigest()
     jb.console_problems(driver)  # drain what earlier pages left
     run = jb.open_and_run(driver, server, name, RUN_TIMEOUT)
-    problems = list(run.problems) + jb.widget_text_problems(driver)
+    known = WIDE_KNOWN.get(name)
+    wide = [p for p in jb.wide_outputs(driver) if known is None or not known.search(p)]
+    problems = list(run.problems) + jb.widget_text_problems(driver) + wide
 
     expected = sum(len(BUILDS.findall(c["source"])) for c in run.cells if c["type"] == "code")
     widgets = jb.lesson_widgets(driver)
@@ -114,11 +124,7 @@ def _check(lab, name: str, shots: Path | None, update_timeout: float) -> list[st
             problems.append(f"widget {w} shows no image: {state}")
             continue
         run.scales.append((w, state["width"], state["natural"]))
-        if state["width"] < MIN_SCALE * state["natural"]:
-            problems.append(
-                f"widget {w}'s figure ({state['natural']} px wide) is shrunk to {state['width']} "
-                f"px: its text is unreadably small; draw it narrower (about 900-1000 px)"
-            )
+        problems += [f"widget {w}: {p}" for p in jb.layout_problems(driver, widget)]
         _shoot(driver, widget, shots, f"{Path(name).stem}_w{w}_0")
         found = jb.controls(widget)
         if not found:
@@ -142,6 +148,9 @@ def _check(lab, name: str, shots: Path | None, update_timeout: float) -> list[st
                 problems.append(f"widget {w} control {label!r}: {type(err).__name__}: {err}")
                 continue
             run.updates.append((w, f"{label}: {done}", time.monotonic() - t0))
+            problems += [
+                f"widget {w} after {done}: {p}" for p in jb.layout_problems(driver, widget)
+            ]
             _shoot(driver, widget, shots, f"{Path(name).stem}_w{w}_{c + 1}")
         problems += jb.widget_text_problems(driver)
     problems += jb.console_problems(driver, CONSOLE_IGNORE)
@@ -183,6 +192,15 @@ PLANTED = [  # a notebook with one failure of each kind the check must catch
     "# laid out like pgl.course.LessonWidget, but its image never changes\n"
     "widgets.VBox([widgets.HTML('<b>stuck</b>'), widgets.HBox([slider]), widgets.HTML(),\n"
     f"              widgets.Image(value=base64.b64decode('{PNG_1PX}'), format='png')])",
+    "import io\nimport matplotlib.pyplot as plt\n"
+    "# laid out badly: a 1,500 px figure (wider than the output), a label that is cut\n"
+    "fig = plt.figure(figsize=(15, 1), dpi=100)\n"
+    "png = io.BytesIO()\nfig.savefig(png, format='png')\nplt.close(fig)\n"
+    "choice = widgets.Dropdown(options=['only'], description='a description far too long')\n"
+    "widgets.VBox([widgets.HTML('<b>wide</b>'), widgets.HBox([choice]), widgets.HTML(),\n"
+    "              widgets.Image(value=png.getvalue(), format='png')])",
+    "from IPython.display import Markdown  # a table wider than the output\n"
+    "Markdown('|' + '|'.join(f'column {i}' for i in range(40)) + '|\\n|' + '---|' * 40)",
     "from IPython.display import Javascript, display\n"
     "display(Javascript(\"console.error('planted console error')\"))",
     "raise ValueError('planted error')",
@@ -193,7 +211,8 @@ PLANTED = [  # a notebook with one failure of each kind the check must catch
 @pytest.mark.slow
 @pytest.mark.browser
 def test_the_browser_check_catches_planted_failures(lab) -> None:
-    """The check is not vacuous: a stuck widget, a console error and an exception all fail it."""
+    """The check is not vacuous: a stuck widget, a widget laid out too wide or with a cut label,
+    an output that scrolls sideways, a console error and an exception all fail it."""
     import nbformat
 
     served = lab[2]
@@ -206,10 +225,14 @@ def test_the_browser_check_catches_planted_failures(lab) -> None:
     }
     nbformat.write(nb, served / "zz_planted.ipynb")
     problems = "\n".join(_check(lab, "zz_planted.ipynb", None, update_timeout=10))
-    assert "cell 2 raised ValueError: planted error" in problems, problems
-    assert "cell 3 did not run" in problems, problems
+    assert "cell 4 raised ValueError: planted error" in problems, problems
+    assert "cell 5 did not run" in problems, problems
     assert "widget 0 control 'x': TimeoutError" in problems, problems
-    assert "1 lesson widgets in the page, 0 built in the code" in problems, problems
+    assert "2 lesson widgets in the page, 0 built in the code" in problems, problems
+    assert "widget 0: its 1 px figure is stretched" in problems, problems
+    assert re.search(r"widget 1: its figure is 1500 px wide, wider than the output", problems)
+    assert "widget 1: the text 'a description far too long' is cut" in problems, problems
+    assert "cell 2's output scrolls sideways" in problems, problems
     assert re.search(r"browser console: .*planted console error", problems), problems
 
 

@@ -97,6 +97,24 @@ def test_method_grid(agg, maps):
         plot_method_grid(images, {"gradient": maps[:1]})
 
 
+def test_method_grid_fits_a_notebook_and_wraps_many_methods(agg, maps):
+    """Six columns fit a notebook's output unshrunk; max_columns wraps ten methods into bands."""
+    from prunegrad_lite.figures import GRID_WIDTH
+
+    images = torch.rand(2, 3, 6, 7)
+    five = {f"m{i}": maps for i in range(5)}
+    assert plot_method_grid(images, five).get_figwidth() <= GRID_WIDTH + 1e-9
+    ten = {f"m{i}": maps for i in range(10)}
+    fig = plot_method_grid(images, ten, max_columns=4)  # bands of 4, 4 and 2 methods
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 3 * 2 * 5 and len(_colorbars(fig)) == 10
+    titles = [ax.get_title() for ax in panels]
+    assert titles[:5] == ["input", "m0", "m1", "m2", "m3"]
+    assert titles[10:15] == ["input", "m4", "m5", "m6", "m7"]
+    assert titles[20:23] == ["input", "m8", "m9"]
+    assert not panels[23].axison and not panels[29].axison  # the last band's empty cells
+
+
 def test_sparsity_sweep(agg, maps):
     sweep = {0.9: maps[0], 0.0: maps[1], 0.5: maps[0].abs()}
     fig = plot_sparsity_sweep(torch.rand(3, 6, 7), sweep)

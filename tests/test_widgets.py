@@ -213,3 +213,26 @@ def test_builders_check_their_arguments(model, images, display):
         pgl.course.build_first_map_widget(model, images, display[:2], CLASSES)
     with pytest.raises(ValueError, match="image names"):
         pgl.course.build_prunegrad_widget(model, images, display, image_names=["only one"])
+
+
+def test_a_widget_figure_fits_a_notebook_and_is_never_stretched() -> None:
+    """A figure wider than MAX_FIGURE_PX is drawn narrower (its fonts kept), and the image is
+    shown at its own size: a box's children stretch across it by default."""
+    import io
+
+    from PIL import Image
+
+    from prunegrad_lite.course.shared import MAX_FIGURE_PX
+
+    def draw(result, width):
+        fig, ax = plt.subplots(figsize=(width, 2.0), dpi=100)
+        ax.set_title("a title")
+        return fig
+
+    w = pgl.course.LessonWidget("t", {"width": ipywidgets.Dropdown(options=[18.0, 4.0])},
+                                lambda width: width, draw)  # fmt: skip
+    assert Image.open(io.BytesIO(w.image.value)).width <= MAX_FIGURE_PX + 20
+    assert w.figure.get_figwidth() * w.figure.dpi <= MAX_FIGURE_PX + 1e-6
+    w.controls["width"].value = 4.0  # narrower than the cap: drawn as it is
+    assert w.figure.get_figwidth() == pytest.approx(4.0)
+    assert w.image.layout.align_self == "flex-start" and w.image.layout.margin == "2px 0px"

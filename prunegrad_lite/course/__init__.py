@@ -10,6 +10,7 @@ module                                  notebook
 :mod:`.n00_setup_and_first_map`         00_setup_and_first_map
 :mod:`.n01_neuron_importance`           01_neuron_importance: Taylor scores per layer
 :mod:`.n01_ablation_check`              01_neuron_importance: the score against ablation
+:mod:`.n01_widgets`                     01_neuron_importance: the channel and Taylor-part widgets
 :mod:`.n02_input_specific_pruning`      02_input_specific_pruning
 :mod:`.n03_prunegrad`                   03_prunegrad
 :mod:`.n03_perturbation`                03_prunegrad: PruneGrad as the best local perturbation
@@ -53,8 +54,6 @@ from prunegrad_lite.course.n01_ablation_check import (
 from prunegrad_lite.course.n01_neuron_importance import (
     LayerStats,
     TaylorParts,
-    build_neuron_importance_widget,
-    build_taylor_parts_widget,
     format_layer_stats,
     layer_score_stats,
     plot_channel_scores,
@@ -62,6 +61,10 @@ from prunegrad_lite.course.n01_neuron_importance import (
     plot_taylor_parts,
     taylor_parts,
     top_channels,
+)
+from prunegrad_lite.course.n01_widgets import (
+    build_neuron_importance_widget,
+    build_taylor_parts_widget,
 )
 from prunegrad_lite.course.n02_input_specific_pruning import (
     PruningAnswer,

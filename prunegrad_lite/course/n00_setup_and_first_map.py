@@ -60,8 +60,13 @@ def plot_examples(images: Tensor | np.ndarray, labels: Sequence[str], ncols: int
         raise ValueError(f"{len(labels)} labels for {n} images")
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
+    side = min(1.7, 8.8 / ncols)  # inches per image: at most 8.8 in (880 px) fit a notebook
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.7 * ncols, 1.9 * nrows + 0.4), squeeze=False, layout="constrained"
+        nrows,
+        ncols,
+        figsize=(side * ncols, (side + 0.2) * nrows + 0.4),
+        squeeze=False,
+        layout="constrained",
     )
     for ax in axes.flat:
         ax.set_axis_off()
@@ -182,20 +187,17 @@ def answer_kept_fraction(model: nn.Module, inputs: Tensor) -> FirstMapAnswer:
 
 #: The boxes of :func:`plot_method_diagram`, left to right: (title, text).
 METHOD_STEPS = (
-    ("input x", "an image,\nclass c to explain\n(default: the predicted one)"),
+    ("input x", "an image,\nclass c to explain\n(default: the\npredicted one)"),
     (
         "1. scores",
-        "one forward and one\nbackward pass:\n|a * dS_c/da| for every\nneuron (ReLU output)",
+        "one forward and\none backward pass:\n|a * dS_c/da| for\nevery neuron\n(ReLU output)",
     ),
     (
         "2. masks",
-        "per image, threshold =\nthe 100*sparsity percentile\nof all its scores;\nkeep score > threshold",
+        "per image,\nthreshold = the\n100*sparsity\npercentile of all\nits scores; keep\nscore > threshold",
     ),
-    (
-        "3. gradient",
-        "the same network with\nevery ReLU output times\nits mask: dS_c^pruned / dx",
-    ),
-    ("map", "signed, shaped like x\n(PruneGrad's attribution)"),
+    ("3. gradient", "the same network\nwith every ReLU\noutput times its\nmask:\ndS_c^pruned / dx"),
+    ("map", "signed, shaped\nlike x (PruneGrad's\nattribution)"),
 )
 
 
@@ -210,7 +212,7 @@ def plot_method_diagram() -> Figure:
     """
     from matplotlib.patches import FancyBboxPatch
 
-    fig, ax = plt.subplots(figsize=(12.5, 3.0), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.8, 3.0), layout="constrained")  # a notebook's width
     ax.set_xlim(0, len(METHOD_STEPS) * 2.5)
     ax.set_ylim(0, 3)
     ax.axis("off")
@@ -222,8 +224,8 @@ def plot_method_diagram() -> Figure:
             (x0, 0.35), 2.0, 2.3, boxstyle="round,pad=0.05", fc=color, ec="0.3", lw=1
         )
         ax.add_patch(box)
-        ax.text(x0 + 1.0, 2.35, title, ha="center", va="center", fontsize=11, weight="bold")
-        ax.text(x0 + 1.0, 1.35, text, ha="center", va="center", fontsize=8.5)
+        ax.text(x0 + 1.0, 2.4, title, ha="center", va="center", fontsize=10, weight="bold")
+        ax.text(x0 + 1.0, 1.4, text, ha="center", va="center", fontsize=8)
         if notebook[k]:
             ax.text(x0 + 1.0, 0.5, notebook[k], ha="center", va="center", fontsize=8, color="0.35")
         if k + 1 < len(METHOD_STEPS):
@@ -235,7 +237,7 @@ def plot_method_diagram() -> Figure:
                 zorder=5,
             )
     ax.set_title(
-        "PruneGrad (arXiv 1911.11081): prune the neurons unimportant for this input and class, "
+        "PruneGrad (arXiv 1911.11081): prune the neurons unimportant for this input and class,\n"
         "then take the input gradient of what is left",
         fontsize=10,
     )

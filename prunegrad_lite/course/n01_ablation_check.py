@@ -147,7 +147,7 @@ def plot_ablation_check(check: AblationCheck) -> Figure:
     Left: signed, with the line ``y = x`` where the estimate is exact. Right: magnitudes on log
     axes (what PruneGrad ranks by), with the rank correlation in the title.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(8.8, 3.9), layout="constrained")
     est, true = check.taylor, check.true_change
     lim = float(max(np.abs(est).max(), np.abs(true).max(), 1e-12)) * 1.05
     ax = axes[0]

@@ -1,14 +1,15 @@
 """Notebook 01, neuron importance: activations, their gradients, the Taylor score ``|a dS_c/da|``.
 
 Used by ``notebooks/01_neuron_importance.ipynb`` (its ablation check is in
-:mod:`~prunegrad_lite.course.n01_ablation_check`).
+:mod:`~prunegrad_lite.course.n01_ablation_check`, its two widgets in
+:mod:`~prunegrad_lite.course.n01_widgets`).
 
 :func:`taylor_parts` keeps the two factors of PruneGrad's step 1 apart (the package's
 :func:`~prunegrad_lite.neuron_scores` returns only their product), so a learner can see that a
 neuron matters when it is both active and influential. :func:`layer_score_stats` summarises the
 scores layer by layer and :func:`top_channels` picks the channels whose neurons score highest;
-:func:`plot_taylor_parts`, :func:`plot_channel_scores` and :func:`plot_layer_scores` draw them,
-and :func:`build_neuron_importance_widget` lets a learner browse channels.
+:func:`plot_taylor_parts`, :func:`plot_channel_scores` and :func:`plot_layer_scores` draw them
+(the widgets of :mod:`~prunegrad_lite.course.n01_widgets` let a learner browse channels).
 
 Example
 -------
@@ -21,9 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import ipywidgets as widgets
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,20 +39,12 @@ from prunegrad_lite.attribution.base import (
     resolve_target,
     target_scores,
 )
-from prunegrad_lite.course.shared import (
-    SLIDER,
-    LessonWidget,
-    check_display_images,
-    image_control,
-    show_image,
-)
+from prunegrad_lite.course.shared import show_image
 from prunegrad_lite.figures import MAGNITUDE_CMAP, SIGNED_CMAP
 
 __all__ = [
     "LayerStats",
     "TaylorParts",
-    "build_neuron_importance_widget",
-    "build_taylor_parts_widget",
     "format_layer_stats",
     "layer_score_stats",
     "plot_channel_scores",
@@ -221,12 +212,12 @@ def plot_taylor_parts(
         a, g = a.view(-1, 1, 1), g.view(-1, 1, 1)
     a, g = a[channel].numpy(), g[channel].numpy()
     s = np.abs(a * g)
-    fig, axes = plt.subplots(1, 4, figsize=(11.5, 3.0), layout="constrained")
+    fig, axes = plt.subplots(1, 4, figsize=(8.8, 2.6), layout="constrained")
     show_image(axes[0], image, "input")
     glim = max(float(np.abs(g).max()), 1e-12)
     panels = [
         (a, MAGNITUDE_CMAP, 0.0, max(float(a.max()), 1e-12), "activation a", "a (after ReLU)"),
-        (g, SIGNED_CMAP, -glim, glim, "gradient dS_c/da", "dS_c/da (logit per unit a)"),
+        (g, SIGNED_CMAP, -glim, glim, "gradient dS_c/da", "logit per unit a"),
         (
             s,
             MAGNITUDE_CMAP,
@@ -236,12 +227,16 @@ def plot_taylor_parts(
             "score (logit units)",
         ),
     ]
-    for ax, (values, cmap, vmin, vmax, title, label) in zip(axes[1:], panels):
+    for k, (ax, (values, cmap, vmin, vmax, title, label)) in enumerate(zip(axes[1:], panels)):
         im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("x (positions)")
-        ax.set_ylabel("y (positions)")
-        fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+        ax.set_xlabel("x (positions)", fontsize=8)
+        if k == 0:  # one y label for the three panels: side by side they ran into colour bars
+            ax.set_ylabel("y (positions)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        bar = fig.colorbar(im, ax=ax, shrink=0.85)
+        bar.set_label(label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     name = parts.sites[site].name
     fig.suptitle(
         f"Site {site} ({name}), channel {channel}: a neuron scores high only when it is active "
@@ -306,7 +301,7 @@ def plot_layer_scores(parts: TaylorParts) -> Figure:
     fig, (ax, bx) = plt.subplots(
         1,
         2,
-        figsize=(10.5, 0.45 * len(names) + 1.8),
+        figsize=(8.8, 0.45 * len(names) + 2.0),
         layout="constrained",
         gridspec_kw={"width_ratios": [2.2, 1]},
     )
@@ -327,7 +322,7 @@ def plot_layer_scores(parts: TaylorParts) -> Figure:
     )
     bx.set_yticks(positions, [])
     bx.set_xlim(0, 1)
-    bx.set_xlabel("fraction of the site's neurons / of the total score")
+    bx.set_xlabel("fraction of the site's neurons\n/ of the total score")
     bx.legend(fontsize=7, loc="lower right")
     bx.set_title("Dead neurons and where the score lies", fontsize=9)
     n = len(parts.target)
@@ -335,83 +330,3 @@ def plot_layer_scores(parts: TaylorParts) -> Figure:
         f"Neuron importance per activation site ({n} images, predicted class)", fontsize=10
     )
     return fig
-
-
-# -------------------------------------------------- the widget: top channels of any image and layer
-
-
-def _site_dropdown(sites: Any) -> widgets.Dropdown:
-    """A dropdown of the activation sites, labelled ``index: name CxHxW``."""
-    return widgets.Dropdown(
-        options=[(f"{s.index}: {s.name} {'x'.join(map(str, s.shape))}", s.index) for s in sites],
-        value=0,
-        description="layer",
-    )
-
-
-def build_neuron_importance_widget(
-    model: nn.Module, images: Tensor, display_images: Tensor | np.ndarray, top: int = 8
-) -> LessonWidget:
-    """Notebook 01: pick an image and an activation site, see its highest-scoring channels.
-
-    The result is ``(channels, maps)`` from :func:`~prunegrad_lite.course.top_channels` on the
-    Taylor scores ``|a dS_c/da|`` of the predicted class.
-    """
-    check_display_images(images, display_images)
-    sites = taylor_parts(model, images[:1]).sites
-    site_control = _site_dropdown(sites)
-    parts_cache: dict[int, Any] = {}
-
-    def compute(image: int, layer: int) -> tuple[list[int], Tensor]:
-        if image not in parts_cache:  # one forward/backward per image serves every layer
-            parts_cache[image] = taylor_parts(model, images[image : image + 1])
-        return top_channels(parts_cache[image].scores[layer], sample=0, k=top)
-
-    def draw(result: tuple[list[int], Tensor], image: int, layer: int) -> Figure:
-        channels, maps = result
-        return plot_channel_scores(channels, maps, display_images[image], sites[layer].name)
-
-    controls = {"image": image_control(len(images), None), "layer": site_control}
-    return LessonWidget(
-        "Channel score maps |a dS_c/da|: pick an image and a layer", controls, compute, draw
-    )
-
-
-# -------------------------------------------------- the widget: a, dS/da and score side by side
-
-
-def build_taylor_parts_widget(
-    model: nn.Module, images: Tensor, display_images: Tensor | np.ndarray, top: int = 8
-) -> LessonWidget:
-    """Notebook 01: activation, gradient and Taylor score of one channel, side by side.
-
-    Controls: the image, the activation site and the channel's rank among the site's channels by
-    total score (0 = the highest-scoring one, up to ``top - 1``). The result is
-    ``(parts, channel)``: the image's :class:`TaylorParts` (predicted class) and the channel shown.
-    """
-    check_display_images(images, display_images)
-    sites = taylor_parts(model, images[:1]).sites
-    site_control = _site_dropdown(sites)
-    rank = widgets.IntSlider(
-        value=0, min=0, max=top - 1, description="channel rank by score", **SLIDER
-    )
-    parts_cache: dict[int, TaylorParts] = {}
-
-    def compute(image: int, layer: int, rank: int) -> tuple[TaylorParts, int]:
-        if image not in parts_cache:  # one forward/backward per image serves every layer
-            parts_cache[image] = taylor_parts(model, images[image : image + 1])
-        parts = parts_cache[image]
-        channels, _ = top_channels(parts.scores[layer], sample=0, k=rank + 1)
-        return parts, channels[min(rank, len(channels) - 1)]
-
-    def draw(result: tuple[TaylorParts, int], image: int, layer: int, rank: int) -> Figure:
-        parts, channel = result
-        return plot_taylor_parts(parts, display_images[image], site=layer, channel=channel)
-
-    controls = {"image": image_control(len(images), None), "layer": site_control, "rank": rank}
-    return LessonWidget(
-        "Activation, gradient and Taylor score of one channel: pick an image, a layer, a channel",
-        controls,
-        compute,
-        draw,
-    )

@@ -238,7 +238,7 @@ def plot_pruning_sweep(
     fraction of images whose pruned network still predicts the same class.
     """
     sweeps = [sweeps] if isinstance(sweeps, PruningSweep) else list(sweeps)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.0, 3.6), layout="constrained")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(8.8, 3.5), layout="constrained")
     for sweep in sweeps:
         label, color = _sweep_label(sweep), _sweep_color(sweep)
         ax.plot(sweep.sparsities, sweep.mean_change, "o-", color=color, label=label)

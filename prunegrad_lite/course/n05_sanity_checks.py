@@ -155,6 +155,7 @@ def build_sanity_widget(
                      "original model's map (a method that passes moves away from 1)",
                      fontsize=10, linespacing=1.6)  # fmt: skip
         fig.get_layout_engine().set(h_pad=0.12)
+        fig.set_figheight(fig.get_figheight() + 0.5)  # room for the two-line title
         return fig
 
     return LessonWidget("Cascading randomisation: move down the network", {"stage": control},

@@ -262,7 +262,8 @@ def plot_roar_masks(
     """
     names = list(modified)
     n, ncols = len(images), len(names) + 1
-    fig, axes = plt.subplots(2 * n, ncols, figsize=(1.9 * ncols, 3.9 * n + 0.7), squeeze=False,
+    # 1.6 in per panel (1.9 drew two images 860 px tall, far past a 768 px laptop screen)
+    fig, axes = plt.subplots(2 * n, ncols, figsize=(1.6 * ncols, 3.3 * n + 0.8), squeeze=False,
                              layout="constrained")  # fmt: skip
     for row in range(n):
         top, bottom = axes[2 * row], axes[2 * row + 1]

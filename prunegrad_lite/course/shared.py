@@ -51,9 +51,11 @@ __all__ = [
     "SLIDER",
     "Environment",
     "LessonWidget",
+    "MAX_FIGURE_PX",
     "check_display_images",
     "clip_maps",
     "environment",
+    "fit_width",
     "image_control",
     "map_cosine",
     "markdown",
@@ -211,6 +213,11 @@ def show_image(ax, image: Tensor | np.ndarray, title: str | None = None) -> None
 
 # ------------------------------------------------------------------------------ the widget base
 
+#: The widest figure a widget shows, in pixels: a notebook's output area is about 920 px wide
+#: in JupyterLab at a 1366 px wide window with the file browser open; a saved figure has a
+#: margin of up to 20 px more (``bbox_inches="tight"``).
+MAX_FIGURE_PX = 880
+
 #: Keyword arguments of every slider: compute on release, and room for long descriptions.
 SLIDER = {"continuous_update": False, "style": {"description_width": "initial"}}
 
@@ -245,7 +252,13 @@ class LessonWidget(widgets.VBox):
     ) -> None:
         super().__init__()
         self.controls = dict(controls)
-        self.image = widgets.Image(format="png")
+        # At its own size, shrunk (never stretched) to the output's width: a box's children
+        # stretch across it by default, which blew a 640 px figure up to 1,470 px at 1920 wide.
+        # No side margins: an image as wide as the output plus its 2 px margins made the box
+        # scroll sideways.
+        self.image = widgets.Image(
+            format="png", layout=widgets.Layout(align_self="flex-start", margin="2px 0px")
+        )
         self.message = widgets.HTML()
         self.result: Any = None  # what the figure shows, for the current control values
         self.figure: Figure | None = None  # the last figure drawn (closed once rendered)
@@ -281,7 +294,7 @@ class LessonWidget(widgets.VBox):
             self.message.value = self._empty
             self.image.layout.display = "none"
             return
-        fig = self._draw(self.result, **values)
+        fig = fit_width(self._draw(self.result, **values))
         png = io.BytesIO()
         fig.savefig(png, format="png", bbox_inches="tight")
         plt.close(fig)
@@ -289,6 +302,19 @@ class LessonWidget(widgets.VBox):
         self.message.value = ""
         self.image.value = png.getvalue()
         self.image.layout.display = None
+
+
+def fit_width(fig: Figure, max_px: int = MAX_FIGURE_PX) -> Figure:
+    """``fig`` scaled down, keeping its proportions and font sizes, to at most ``max_px`` wide.
+
+    A wider figure is shrunk by the browser to the notebook's width, and its text with it
+    (an 1,800 px figure in a 920 px output shows 9-point text at 4 points). Returns ``fig``.
+    """
+    width = fig.get_figwidth() * fig.dpi
+    if width > max_px:
+        scale = max_px / width
+        fig.set_size_inches(fig.get_figwidth() * scale, fig.get_figheight() * scale)
+    return fig
 
 
 def check_display_images(images: Tensor, display_images: Any | None) -> None:
