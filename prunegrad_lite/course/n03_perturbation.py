@@ -192,7 +192,7 @@ def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
     """
     networks = ["pruned", "unpruned"] if gains.unpruned else ["pruned"]
     fig, axes = plt.subplots(
-        1, len(networks), figsize=(6.0 * len(networks), 4.2), layout="constrained", squeeze=False
+        1, len(networks), figsize=(4.4 * len(networks), 3.8), layout="constrained", squeeze=False
     )
     colors = {
         "prunegrad": "tab:red",
@@ -229,8 +229,10 @@ def plot_perturbation_gains(gains: PerturbationGains) -> Figure:
         ax.set_xscale("log")
         ax.set_xticks(gains.epsilons, [f"{e:g}" for e in gains.epsilons])
         ax.minorticks_off()
-        ax.set_xlabel("perturbation size epsilon = ||delta||_2 (normalised input units)")
-        ax.set_ylabel(f"S_c(x + delta) - S_c(x), {network} network (logit)")
+        ax.set_xlabel(
+            "perturbation size epsilon = ||delta||_2\n(normalised input units)", fontsize=8
+        )
+        ax.set_ylabel(f"S_c(x + delta) - S_c(x)\n{network} network (logit)", fontsize=8)
         ax.set_title(titles[network], fontsize=9)
     axes[0][0].legend(fontsize=7)
     n = next(iter(gains.gains.values())).shape[1]
