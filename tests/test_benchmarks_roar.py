@@ -206,8 +206,8 @@ def test_a_recipe_that_does_not_converge_stops_before_the_grid(tmp_path, monkeyp
 
     from prunegrad_lite.benchmarks.roar import RecipeNotConverged
 
-    roar_module = importlib.import_module("prunegrad_lite.benchmarks.roar")
-    real_train = roar_module.train_model
+    roar_cells = importlib.import_module("prunegrad_lite.benchmarks.roar_cells")  # retrains
+    real_train = roar_cells.train_model
     trained = []
 
     def fake_accuracy(*args, **kw):  # the 3x longer run gains 5 points
@@ -217,7 +217,7 @@ def test_a_recipe_that_does_not_converge_stops_before_the_grid(tmp_path, monkeyp
         result.final_test_accuracy = 0.80 if config.epochs == RECIPE.epochs else 0.85
         return result
 
-    monkeypatch.setattr(roar_module, "train_model", fake_accuracy)
+    monkeypatch.setattr(roar_cells, "train_model", fake_accuracy)
     train, test = quadrant_images(200, seed=7), quadrant_images(100, seed=8)
     config = RoarConfig(fractions=(0.25,), seeds=(0,), recipe=RECIPE, convergence_tolerance=0.015)
     with pytest.raises(RecipeNotConverged, match="gap 5.00 points"):

@@ -30,7 +30,8 @@ from prunegrad_lite.models import FashionResNet
 from prunegrad_lite.training import TrainConfig
 
 # the module, not the function of the same name that prunegrad_lite.benchmarks exports
-roar_module = importlib.import_module("prunegrad_lite.benchmarks.roar")
+# a ROAR cell retrains in roar_cells (the unit an executor runs)
+roar_cells = importlib.import_module("prunegrad_lite.benchmarks.roar_cells")
 roar_inputs = importlib.import_module("prunegrad_lite.benchmarks.roar_inputs")
 
 
@@ -160,13 +161,13 @@ def test_roar_cells_are_cached_and_an_interrupted_run_resumes(tmp_path, monkeypa
     kwargs = dict(cache_dir=tmp_path, device="cpu", progress=False, model_fn=linear_model)
     model = PatchModel(1).eval()
     trained = []
-    real_train = roar_module.train_model
+    real_train = roar_cells.train_model
 
     def counting_train(*args, **kw):
         trained.append(kw["config"] if "config" in kw else args[2])
         return real_train(*args, **kw)
 
-    monkeypatch.setattr(roar_module, "train_model", counting_train)
+    monkeypatch.setattr(roar_cells, "train_model", counting_train)
 
     class Stop(Exception):
         pass
