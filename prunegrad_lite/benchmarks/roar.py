@@ -128,6 +128,7 @@ __all__ = [
     "setup_hash",
 ]
 
+
 def roar_cell_path(
     cache_dir: str | os.PathLike, setup: str, method: str, fraction: float, seed: int, recipe: str
 ) -> Path:
@@ -286,9 +287,15 @@ def roar(
 
     def cells(specs: list[RoarCellSpec], ranks: dict[str, Tensor]) -> list[Cell]:
         return [
-            Cell(sp.path or f"{sp.name}/{sp.variant}/{sp.fraction}/{sp.seed}", roar_cell, (sp,),
-                 (data, ranks.get(sp.name)), f"ROAR {sp.name} {sp.variant} t={sp.fraction:g} "
-                 f"seed {sp.seed}", _busy(sp.path), LOCK_KINDS)  # fmt: skip
+            Cell(
+                key=sp.path or f"{sp.name}/{sp.variant}/{sp.fraction}/{sp.seed}",
+                fn=roar_cell,
+                args=(sp,),
+                shared=(data, ranks.get(sp.name)),
+                label=f"ROAR {sp.name} {sp.variant} t={sp.fraction:g} seed {sp.seed}",
+                busy=_busy(sp.path),
+                locks=LOCK_KINDS,
+            )
             for sp in specs
         ]
 
@@ -300,8 +307,15 @@ def roar(
         shape = (len(all_x), all_x.shape[-2] * all_x.shape[-1])
         needed = [ranks_specs[m] for m in dict.fromkeys(sp.name for sp in grid)]
         ranks_cells = [
-            Cell(str(r.path() or r.label), ranks_cell, (r,), (maps_model, all_x),
-                 f"maps {r.label}", _busy(r.path()), LOCK_KINDS)  # fmt: skip
+            Cell(
+                key=str(r.path() or r.label),
+                fn=ranks_cell,
+                args=(r,),
+                shared=(maps_model, all_x),
+                label=f"maps {r.label}",
+                busy=_busy(r.path()),
+                locks=LOCK_KINDS,
+            )
             for r in needed
         ]
         computed, failed = runner.run(ranks_cells)
@@ -319,6 +333,8 @@ def roar(
         if not isinstance(executor, Executor):
             runner.close()  # the executor this call made (a Ray instance it started)
     raise_failures(failures)  # every failed cell with its error; the others are cached
+    order = [(sp.name, sp.fraction, sp.seed, sp.variant) for sp in references + grid]
+    records = {key: records[key] for key in order}  # the cells' order, not the finishing order
     return roar_result(
         labels, records, config, model_name, seed, recipe, method_options, num_classes, len(test_y)
     )

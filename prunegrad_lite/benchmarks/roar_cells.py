@@ -105,9 +105,9 @@ class RanksSpec:
     device: str | torch.device | None
 
     def path(self) -> Path | None:
-        return None if self.cache is None else Path(self.cache) / "maps" / self.setup / (
-            f"{self.label}.pt"
-        )
+        if self.cache is None:
+            return None
+        return Path(self.cache) / "maps" / self.setup / f"{self.label}.pt"
 
 
 def ranks_cell(model: nn.Module, images: Tensor, spec: RanksSpec) -> Tensor:
