@@ -220,3 +220,18 @@ def test_a_cell_that_always_fails_is_reported_and_the_others_finish(
     broken.rmdir()
     assert run_grid(tmp_path, RayExecutor(cpus_per_cell=1)) == local
     assert len(cell_files(tmp_path)) == NUM_CELLS
+
+
+def test_the_command_line_names_the_extra_when_ray_is_missing(monkeypatch, capsys, tmp_path):
+    from prunegrad_lite.cli import main
+
+    argv = ["reproduce", "--benchmark", "roar", "--out", str(tmp_path)]
+    assert main([*argv, "--executor", "local", "--address", "auto"]) == 1
+    assert "--address needs --executor ray" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert main([*argv, "--executor", "ray"]) == 1
+    assert "pip install prunegrad-lite[distributed]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--executor {local,ray}" in help_text and "--address ADDRESS" in help_text
