@@ -284,6 +284,7 @@ def test_a_cell_taken_by_another_process_is_done_last_in_its_phase(tmp_path, mon
         return "none/t0.0000_s0_" in str(path) and len(probes) == 1
 
     monkeypatch.setattr(roar_module, "locked_elsewhere", fake_locked)
+    order: list[tuple[str, int]] = []
     train, test = quadrant_images(200, seed=7), quadrant_images(100, seed=8)
     config = RoarConfig(fractions=(0.25,), seeds=(0, 1), recipe=RECIPE, longer_reference=0)
     result = roar(
@@ -296,8 +297,12 @@ def test_a_cell_taken_by_another_process_is_done_last_in_its_phase(tmp_path, mon
         device="cpu",
         progress=False,
         model_fn=linear_model,
-    )
-    order = [(c["method"], c["seed"]) for c in result.settings["cells"]]
+        on_cell=lambda record: order.append((record["method"], record["seed"])),
+    )  # on_cell sees the order the cells were done in; the result lists them in grid order
+    assert [(c["method"], c["seed"]) for c in result.settings["cells"]][:2] == [
+        ("none", 0),
+        ("none", 1),
+    ]
     assert order[:2] == [("none", 1), ("none", 0)]  # deferred, but before any grid cell
     assert sorted(order[2:]) == [("quadrant", 0), ("quadrant", 1)]
 

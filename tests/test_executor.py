@@ -168,6 +168,14 @@ def test_a_roar_grid_gives_the_same_results_files_locally_and_on_ray(
     assert remote == local  # every results file, wall times aside
 
 
+def _is_ray_worker(pid: int) -> bool:
+    """Is ``pid`` a Ray worker process (its command line says ``ray::``)? Never kill another."""
+    try:
+        return b"ray::" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_cell_loses_nothing(ray_session, local_run, tmp_path):
     """A watcher SIGKILLs the first Ray worker it finds holding a ROAR cell's lock (the lock
@@ -183,6 +191,8 @@ def test_a_worker_killed_mid_cell_loses_nothing(ray_session, local_run, tmp_path
                 holder = lock.read_text().split()
                 cell = lock.with_name(lock.name[: -len(".lock")])
                 if len(holder) > 1 and holder[1] != str(os.getpid()) and locked_elsewhere(cell):
+                    if not _is_ray_worker(int(holder[1])):
+                        continue  # only ever a worker of this test's Ray instance
                     os.kill(int(holder[1]), signal.SIGKILL)
                     killed.append(int(holder[1]))
                     break

@@ -109,6 +109,7 @@ from prunegrad_lite.benchmarks.roar_inputs import (
 )
 from prunegrad_lite.benchmarks.roar_models import network_fn
 from prunegrad_lite.benchmarks.roar_results import roar_result
+from prunegrad_lite.runtime import resolve_device
 from prunegrad_lite.training import tensor_pair
 
 # the protocol's settings (roar_config), inputs (roar_inputs) and result (roar_results) are
@@ -211,8 +212,9 @@ def roar(
 
     setups: dict[str, str] = {}
     ranks_specs: dict[str, RanksSpec] = {}
-    local = not isinstance(executor, Executor) and (executor or "local") == "local"
-    local = local or isinstance(executor, LocalExecutor)
+    # a Ray task asks for a GPU when the cells run on CUDA; Ray starts at its first cell
+    runner = make_executor(executor or "local", device=resolve_device(device))
+    local = isinstance(runner, LocalExecutor)  # cells in this process: its bars, its model
     for label, method, target, which in rankings:
         options = options_for(method_options, method)
         extra = {"method": method, "class": _qualname(classes[method]), "options": options}
@@ -270,7 +272,6 @@ def roar(
         ]
     maps_model = model if local else copy.deepcopy(model).cpu()  # a worker may have no GPU
     records: dict[tuple[str, float, int, str], dict[str, Any]] = {}
-    runner = make_executor(executor or "local", device=device)
     bar = tqdm(total=len(references) + len(grid), desc="ROAR cells", disable=not progress)
 
     def done(cell: Cell, returned: dict[str, Any]) -> None:
