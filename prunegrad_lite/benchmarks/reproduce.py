@@ -25,6 +25,10 @@ Outputs in ``out``: ``{benchmark}_{model}.png`` figures, ``*_curves.csv``, ``*_s
 (timings and settings). ``out/cache`` holds the ROAR maps and retrained cells and every finished
 benchmark result, so an interrupted run resumes and a finished one is not recomputed.
 
+Where ROAR's cells run: ``executor="local"`` (default) in this process, ``"ray"`` as Ray tasks on
+this machine or, with ``address``, a cluster (:mod:`.executor`, ``docs/distributed.md``); the
+results files are the same either way, wall times aside.
+
 Example
 -------
 >>> report = reproduce(benchmarks="pixel", models="fashion_mnist", quick=True, out="runs/quick")
