@@ -244,3 +244,29 @@ def test_the_command_line_names_the_extra_when_ray_is_missing(monkeypatch, capsy
     assert main(["reproduce", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--executor {local,ray}" in help_text and "--address ADDRESS" in help_text
+
+
+def test_reproduce_reports_failed_cells_after_the_other_benchmarks(monkeypatch, capsys, tmp_path):
+    """A benchmark whose cells failed is named (stderr, exit 1, run.json's failed_cells) once
+    the run is over; the rest of the run is written."""
+    import importlib
+
+    from prunegrad_lite.benchmarks.executor import CellFailure
+    from prunegrad_lite.cli import main
+
+    reproduce_module = importlib.import_module("prunegrad_lite.benchmarks.reproduce")
+    failure = CellFailure("k", "ROAR gradient roar t=0.1 seed 0", "OSError: disk full", 3)
+
+    def failing_roar(*args, **kwargs):
+        assert isinstance(kwargs["executor"], LocalExecutor)  # the CLI's executor is passed on
+        raise CellsFailed([failure])
+
+    monkeypatch.setenv("PRUNEGRAD_LITE_SMOKE", "1")
+    monkeypatch.setattr(reproduce_module, "roar", failing_roar)
+    argv = ["reproduce", "--benchmark", "roar", "--model", "fashion_mnist", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "1 cell(s) failed" in err and "ROAR gradient roar t=0.1 seed 0 (3 attempts)" in err
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["failed_cells"][0]["error"] == "OSError: disk full"
+    assert run["executor"] == "local" and (tmp_path / "summary.md").is_file()
