@@ -32,6 +32,7 @@ from prunegrad_lite.benchmarks.executor import (
     make_executor,
     raise_failures,
 )
+from prunegrad_lite.benchmarks.pixel_perturbation import PixelPerturbationConfig, pixel_perturbation
 from prunegrad_lite.benchmarks.roar import RoarConfig, roar
 from prunegrad_lite.benchmarks.roar_models import RoarNet
 from prunegrad_lite.training import TrainConfig
@@ -174,6 +175,32 @@ def _is_ray_worker(pid: int) -> bool:
         return b"ray::" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+@pytest.mark.slow
+def test_pixel_perturbation_gives_the_same_result_locally_and_on_ray(ray_session, tmp_path):
+    """Pixel perturbation's cells are its methods (each one's maps and tie-breaking depend on
+    the seed alone): the same result file here and on Ray, and each method stored once."""
+    torch.manual_seed(0)
+    model = RoarNet(1, 4, width=4).eval()
+    images = blob_images(24, 3)[0]
+    config = PixelPerturbationConfig(fractions=(0.1, 0.25), replacement=("mean", "noisy_linear"))
+    methods = ["gradient", "smoothgrad", "random"]
+
+    def run(executor, folder):
+        result = pixel_perturbation(model, images, methods, config, device="cpu", seed=5,
+                                    progress=False, cache_dir=folder, executor=executor)  # fmt: skip
+        return result.to_json()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread per cell, as in a Ray task with one CPU
+    try:
+        local = run("local", None)
+    finally:
+        torch.set_num_threads(threads)
+    assert run(RayExecutor(), tmp_path) == local
+    assert len(list((tmp_path / "pixel").rglob("*.pt"))) == len(methods)
+    assert run("local", tmp_path) == local  # read back from the cache Ray's workers wrote
 
 
 @pytest.mark.slow

@@ -167,7 +167,7 @@ def reproduce(
     imagenet_folder : an ImageNet-style folder (``<class>/<image>``) to run the ImageNet models
         on instead of the offline photographs: the paper's scale on a GPU with your own data.
     imagenet_images : how many images to draw from it (seeded); default 1000.
-    executor : where ROAR's cells run (:mod:`.executor`): "local" (default, here) or "ray"
+    executor : where ROAR's cells and pixel perturbation's methods run (:mod:`.executor`): "local" (default, here) or "ray"
         (each cell a Ray task; ``pip install prunegrad-lite[distributed]``), or an
         :class:`~.executor.Executor`. The results are the same either way; a cell that fails
         after its retries is named in :class:`~.executor.CellsFailed`, raised once every other
@@ -349,7 +349,8 @@ def _run(
             batch_size=batch,
             forward_batch=1000 if batch == 64 else 40,
         )
-        return pixel_perturbation(setup.model, setup.images, classes, config, **common)
+        return pixel_perturbation(setup.model, setup.images, classes, config, cache_dir=cache,
+                                  executor=runner, **common)  # fmt: skip
     if bench == "sanity":
         config = SanityConfig(
             depth=preset.sanity_depth if small else preset.imagenet_sanity_depth,
