@@ -234,6 +234,7 @@ def test_sanity_steps_are_cached_and_a_killed_run_resumes(resnet, tmp_path, monk
     """A run killed in the middle redoes only the unfinished steps and gives the same result
     as an uncached run; a second run computes no map at all."""
     sanity_module = importlib.import_module("prunegrad_lite.benchmarks.sanity")
+    sanity_cells = importlib.import_module("prunegrad_lite.benchmarks.sanity_cells")
     images = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
     config = SanityConfig(
         depth=1, measures=("spearman_abs", "ssim"), inits=("authors", "reset"), draws=2
@@ -253,14 +254,18 @@ def test_sanity_steps_are_cached_and_a_killed_run_resumes(resnet, tmp_path, monk
 
         return maps
 
+    def patch(maps) -> None:  # the original maps (sanity) and each step's (sanity_cells)
+        monkeypatch.setattr(sanity_module, "maps_for_images", maps)
+        monkeypatch.setattr(sanity_cells, "maps_for_images", maps)
+
     # 2 original maps, then 2 per step: killed in the 7th step of 40
-    monkeypatch.setattr(sanity_module, "maps_for_images", dies_after(2 + 2 * 6 + 1))
+    patch(dies_after(2 + 2 * 6 + 1))
     with pytest.raises(KeyboardInterrupt):
         sanity_checks(resnet, images, methods, config, cache_dir=tmp_path, **kwargs)
     stored = sorted((tmp_path / "sanity").rglob("*_s?.pt"))
     assert len(stored) == 6
     calls["n"] = 0
-    monkeypatch.setattr(sanity_module, "maps_for_images", dies_after(10**6))
+    patch(dies_after(10**6))
     resumed = sanity_checks(resnet, images, methods, config, cache_dir=tmp_path, **kwargs)
     assert calls["n"] == 2 + 2 * (40 - 6)  # the original maps and the 34 unfinished steps
     assert len(sorted((tmp_path / "sanity").rglob("*_s?.pt"))) == 40

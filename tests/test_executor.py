@@ -35,6 +35,7 @@ from prunegrad_lite.benchmarks.executor import (
 from prunegrad_lite.benchmarks.pixel_perturbation import PixelPerturbationConfig, pixel_perturbation
 from prunegrad_lite.benchmarks.roar import RoarConfig, roar
 from prunegrad_lite.benchmarks.roar_models import RoarNet
+from prunegrad_lite.benchmarks.sanity import SanityConfig, sanity_checks
 from prunegrad_lite.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,6 +202,35 @@ def test_pixel_perturbation_gives_the_same_result_locally_and_on_ray(ray_session
     assert run(RayExecutor(), tmp_path) == local
     assert len(list((tmp_path / "pixel").rglob("*.pt"))) == len(methods)
     assert run("local", tmp_path) == local  # read back from the cache Ray's workers wrote
+
+
+@pytest.mark.slow
+def test_sanity_checks_give_the_same_result_locally_and_on_ray(ray_session, tmp_path):
+    """The sanity checks' cells are their randomisation steps (each rebuilt from its seeded
+    stage generators): the same result here and on Ray, every step stored once."""
+    torch.manual_seed(0)
+    model = RoarNet(1, 4, width=4).eval()
+    images = blob_images(6, 4)[0]
+    config = SanityConfig(measures=("spearman_abs", "ssim"), inits=("authors", "reset"), draws=2)
+    methods = ["gradient", "random"]
+
+    def run(executor, folder):
+        result = sanity_checks(model, images, methods, config, device="cpu", seed=2,
+                               progress=False, cache_dir=folder, executor=executor)  # fmt: skip
+        return result.to_json(), result.examples["maps"]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread per cell, as in a Ray task with one CPU
+    try:
+        local, local_maps = run("local", None)
+    finally:
+        torch.set_num_threads(threads)
+    remote, remote_maps = run(RayExecutor(), tmp_path)
+    assert remote == local
+    assert list(remote_maps) == list(local_maps)
+    assert all(torch.equal(remote_maps[c], local_maps[c]) for c in local_maps)
+    steps = 2 * 2 * 2 * 4  # inits x variants x draws x stages (RoarNet: fc and 3 convolutions)
+    assert len(list((tmp_path / "sanity").rglob("*_s?.pt"))) == steps
 
 
 @pytest.mark.slow

@@ -25,7 +25,8 @@ Outputs in ``out``: ``{benchmark}_{model}.png`` figures, ``*_curves.csv``, ``*_s
 (timings and settings). ``out/cache`` holds the ROAR maps and retrained cells and every finished
 benchmark result, so an interrupted run resumes and a finished one is not recomputed.
 
-Where ROAR's cells run: ``executor="local"`` (default) in this process, ``"ray"`` as Ray tasks on
+Where the benchmarks' cells (ROAR's retrainings, pixel perturbation's methods, the sanity checks'
+randomisation steps) run: ``executor="local"`` (default) in this process, ``"ray"`` as Ray tasks on
 this machine or, with ``address``, a cluster (:mod:`.executor`, ``docs/distributed.md``); the
 results files are the same either way, wall times aside.
 
@@ -167,7 +168,8 @@ def reproduce(
     imagenet_folder : an ImageNet-style folder (``<class>/<image>``) to run the ImageNet models
         on instead of the offline photographs: the paper's scale on a GPU with your own data.
     imagenet_images : how many images to draw from it (seeded); default 1000.
-    executor : where ROAR's cells and pixel perturbation's methods run (:mod:`.executor`): "local" (default, here) or "ray"
+    executor : where the benchmarks' cells run (:mod:`.executor`: ROAR's retrainings and maps,
+        pixel perturbation's methods, the sanity checks' randomisation steps): "local" (default, here) or "ray"
         (each cell a Ray task; ``pip install prunegrad-lite[distributed]``), or an
         :class:`~.executor.Executor`. The results are the same either way; a cell that fails
         after its retries is named in :class:`~.executor.CellsFailed`, raised once every other
@@ -361,9 +363,8 @@ def _run(
             target=preset.sanity_target,
         )
         images = setup.sanity_images
-        return sanity_checks(
-            setup.model, images, classes, config, display=setup.display, cache_dir=cache, **common
-        )
+        return sanity_checks(setup.model, images, classes, config, display=setup.display,
+                             cache_dir=cache, executor=runner, **common)  # fmt: skip
     config = roar_config(preset, [m for m in methods])
     print(roar_cost(preset, list(methods), len(setup.train), len(setup.test)), flush=True)
     return roar(setup.model, setup.train, setup.test, classes, config, cache_dir=cache,
