@@ -84,8 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--executor",
         choices=("local", "ray"),
         default="local",
-        help="where ROAR's cells and pixel perturbation's methods run: local (default, this "
-        "process) or ray (each cell a Ray task; "
+        help="where the benchmarks' cells (ROAR's retrainings, pixel perturbation's methods, the "
+        "sanity checks' steps) run: local (default, this process) or ray (each cell a Ray task; "
         "needs pip install prunegrad-lite[distributed]; see docs/distributed.md)",
     )
     parser.add_argument(
