@@ -206,8 +206,8 @@ def test_a_recipe_that_does_not_converge_stops_before_the_grid(tmp_path, monkeyp
 
     from prunegrad_lite.benchmarks.roar import RecipeNotConverged
 
-    roar_module = importlib.import_module("prunegrad_lite.benchmarks.roar")
-    real_train = roar_module.train_model
+    roar_cells = importlib.import_module("prunegrad_lite.benchmarks.roar_cells")  # retrains
+    real_train = roar_cells.train_model
     trained = []
 
     def fake_accuracy(*args, **kw):  # the 3x longer run gains 5 points
@@ -217,7 +217,7 @@ def test_a_recipe_that_does_not_converge_stops_before_the_grid(tmp_path, monkeyp
         result.final_test_accuracy = 0.80 if config.epochs == RECIPE.epochs else 0.85
         return result
 
-    monkeypatch.setattr(roar_module, "train_model", fake_accuracy)
+    monkeypatch.setattr(roar_cells, "train_model", fake_accuracy)
     train, test = quadrant_images(200, seed=7), quadrant_images(100, seed=8)
     config = RoarConfig(fractions=(0.25,), seeds=(0,), recipe=RECIPE, convergence_tolerance=0.015)
     with pytest.raises(RecipeNotConverged, match="gap 5.00 points"):
@@ -284,6 +284,7 @@ def test_a_cell_taken_by_another_process_is_done_last_in_its_phase(tmp_path, mon
         return "none/t0.0000_s0_" in str(path) and len(probes) == 1
 
     monkeypatch.setattr(roar_module, "locked_elsewhere", fake_locked)
+    order: list[tuple[str, int]] = []
     train, test = quadrant_images(200, seed=7), quadrant_images(100, seed=8)
     config = RoarConfig(fractions=(0.25,), seeds=(0, 1), recipe=RECIPE, longer_reference=0)
     result = roar(
@@ -296,8 +297,12 @@ def test_a_cell_taken_by_another_process_is_done_last_in_its_phase(tmp_path, mon
         device="cpu",
         progress=False,
         model_fn=linear_model,
-    )
-    order = [(c["method"], c["seed"]) for c in result.settings["cells"]]
+        on_cell=lambda record: order.append((record["method"], record["seed"])),
+    )  # on_cell sees the order the cells were done in; the result lists them in grid order
+    assert [(c["method"], c["seed"]) for c in result.settings["cells"]][:2] == [
+        ("none", 0),
+        ("none", 1),
+    ]
     assert order[:2] == [("none", 1), ("none", 0)]  # deferred, but before any grid cell
     assert sorted(order[2:]) == [("quadrant", 0), ("quadrant", 1)]
 

@@ -30,7 +30,8 @@ from prunegrad_lite.models import FashionResNet
 from prunegrad_lite.training import TrainConfig
 
 # the module, not the function of the same name that prunegrad_lite.benchmarks exports
-roar_module = importlib.import_module("prunegrad_lite.benchmarks.roar")
+# a ROAR cell retrains in roar_cells (the unit an executor runs)
+roar_cells = importlib.import_module("prunegrad_lite.benchmarks.roar_cells")
 roar_inputs = importlib.import_module("prunegrad_lite.benchmarks.roar_inputs")
 
 
@@ -160,13 +161,13 @@ def test_roar_cells_are_cached_and_an_interrupted_run_resumes(tmp_path, monkeypa
     kwargs = dict(cache_dir=tmp_path, device="cpu", progress=False, model_fn=linear_model)
     model = PatchModel(1).eval()
     trained = []
-    real_train = roar_module.train_model
+    real_train = roar_cells.train_model
 
     def counting_train(*args, **kw):
         trained.append(kw["config"] if "config" in kw else args[2])
         return real_train(*args, **kw)
 
-    monkeypatch.setattr(roar_module, "train_model", counting_train)
+    monkeypatch.setattr(roar_cells, "train_model", counting_train)
 
     class Stop(Exception):
         pass
@@ -233,6 +234,7 @@ def test_sanity_steps_are_cached_and_a_killed_run_resumes(resnet, tmp_path, monk
     """A run killed in the middle redoes only the unfinished steps and gives the same result
     as an uncached run; a second run computes no map at all."""
     sanity_module = importlib.import_module("prunegrad_lite.benchmarks.sanity")
+    sanity_cells = importlib.import_module("prunegrad_lite.benchmarks.sanity_cells")
     images = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
     config = SanityConfig(
         depth=1, measures=("spearman_abs", "ssim"), inits=("authors", "reset"), draws=2
@@ -252,14 +254,18 @@ def test_sanity_steps_are_cached_and_a_killed_run_resumes(resnet, tmp_path, monk
 
         return maps
 
+    def patch(maps) -> None:  # the original maps (sanity) and each step's (sanity_cells)
+        monkeypatch.setattr(sanity_module, "maps_for_images", maps)
+        monkeypatch.setattr(sanity_cells, "maps_for_images", maps)
+
     # 2 original maps, then 2 per step: killed in the 7th step of 40
-    monkeypatch.setattr(sanity_module, "maps_for_images", dies_after(2 + 2 * 6 + 1))
+    patch(dies_after(2 + 2 * 6 + 1))
     with pytest.raises(KeyboardInterrupt):
         sanity_checks(resnet, images, methods, config, cache_dir=tmp_path, **kwargs)
     stored = sorted((tmp_path / "sanity").rglob("*_s?.pt"))
     assert len(stored) == 6
     calls["n"] = 0
-    monkeypatch.setattr(sanity_module, "maps_for_images", dies_after(10**6))
+    patch(dies_after(10**6))
     resumed = sanity_checks(resnet, images, methods, config, cache_dir=tmp_path, **kwargs)
     assert calls["n"] == 2 + 2 * (40 - 6)  # the original maps and the 34 unfinished steps
     assert len(sorted((tmp_path / "sanity").rglob("*_s?.pt"))) == 40

@@ -35,7 +35,8 @@ from prunegrad_lite.benchmarks.cache import (
 from prunegrad_lite.benchmarks.roar import RoarConfig, roar
 from prunegrad_lite.training import TrainConfig
 
-roar_module = importlib.import_module("prunegrad_lite.benchmarks.roar")
+# a ROAR cell retrains in roar_cells (the unit an executor runs)
+roar_cells = importlib.import_module("prunegrad_lite.benchmarks.roar_cells")
 FAST = TrainConfig(epochs=1, batch_size=64, lr=0.05, augment=False, num_classes=2)
 
 
@@ -60,13 +61,13 @@ def roar_run(tmp_path, monkeypatch):
     kwargs = dict(cache_dir=tmp_path, device="cpu", progress=False, model_fn=linear_model)
     model = PatchModel(1).eval()
     trained: list = []
-    real_train = roar_module.train_model
+    real_train = roar_cells.train_model
 
     def counting_train(*args, **kw):
         trained.append(1)
         return real_train(*args, **kw)
 
-    monkeypatch.setattr(roar_module, "train_model", counting_train)
+    monkeypatch.setattr(roar_cells, "train_model", counting_train)
 
     def run():
         trained.clear()

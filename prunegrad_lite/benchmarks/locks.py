@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ try:  # POSIX advisory locks; released by the kernel when the process ends
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_TIMEOUT_ENV", "CacheWarning", "locked_elsewhere"]
+__all__ = ["LOCK_TIMEOUT_ENV", "CacheWarning", "locked_elsewhere", "release_all"]
 
 LOCK_TIMEOUT_ENV = "PRUNEGRAD_LITE_LOCK_TIMEOUT"
 
@@ -56,6 +57,16 @@ def _release(kind: str) -> None:
             fcntl.flock(lock.file, fcntl.LOCK_UN)
         finally:
             lock.file.close()
+
+
+def release_all(kinds: Sequence[str] | None = None) -> None:
+    """Release the locks this process holds (of ``kinds``; None: all) after a cell's
+    computation raised, so that its retry, here or in another process, does not wait for them
+    (the executors call it; a killed process's locks are released by the kernel)."""
+    with _held_guard:
+        held = [k for k in _held if kinds is None or k in kinds]
+    for kind in held:
+        _release(kind)
 
 
 def _acquire(path: Path, kind: str) -> bool:

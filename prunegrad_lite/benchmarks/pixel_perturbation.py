@@ -35,8 +35,12 @@ Example
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,36 +51,52 @@ from prunegrad_lite.benchmarks.attribution_maps import (
     MethodLike,
     MethodOptions,
     benchmark_inputs,
-    describe_options,
     maps_for_images,
+    on_device,
     options_for,
     predict,
+)
+from prunegrad_lite.benchmarks.cache import (
+    cache_key,
+    load_tensor_cell,
+    locked_elsewhere,
+    read_tensor,
+    setup_hash,
+    store_tensor_cell,
+)
+from prunegrad_lite.benchmarks.executor import (
+    Cell,
+    Executor,
+    LocalExecutor,
+    make_executor,
+    raise_failures,
+)
+from prunegrad_lite.benchmarks.pixel_results import (
+    add_method,
+    pixel_settings,
+    variant_name,
+    variant_suffix,
 )
 from prunegrad_lite.benchmarks.removal import (
     ORDERS,
     MASK_DEPENDENT,
     REPLACEMENTS,
     check_fractions,
-    fraction_label,
     mean_abs_change,
     rank_pixels,
     removal_masks,
     replace_pixels,
     replacement_images,
 )
-from prunegrad_lite.benchmarks.results import (
-    BenchmarkResult,
-    CurvePoint,
-    Score,
-    area_under_curve,
-    mean_std,
-)
-from prunegrad_lite.runtime import model_device
+from prunegrad_lite.benchmarks.results import BenchmarkResult
+from prunegrad_lite.runtime import model_device, resolve_device
 
 __all__ = [
     "DEFAULT_FRACTIONS",
     "PixelPerturbationConfig",
+    "PixelCell",
     "perturbation_curves",
+    "pixel_cell",
     "pixel_perturbation",
     "probability_change",
     "variant_name",
@@ -130,12 +150,6 @@ class PixelPerturbationConfig:
         """The replacements as a tuple, the main one first."""
         r = self.replacement
         return tuple(r) if isinstance(r, (tuple, list)) else (r,)
-
-
-def variant_name(order: str, replacement: str | float, main: bool) -> str:
-    """The curve variant of one order and replacement: ``"lerf"`` for the main replacement,
-    ``"lerf_blur"`` (``"lerf_0.5"`` for a number) for the others."""
-    return order + variant_suffix(replacement, main)
 
 
 def probability_change(p_clean: Tensor, p_perturbed: Tensor) -> Tensor:
@@ -229,6 +243,8 @@ def pixel_perturbation(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     model_name: str = "model",
+    cache_dir: str | os.PathLike | None = None,
+    executor: str | Executor | None = None,
 ) -> BenchmarkResult:
     """Run the pixel perturbation benchmark (LeRF and MoRF) for every method.
 
@@ -246,6 +262,11 @@ def pixel_perturbation(
     maps : precomputed maps ``{method: (N, C, H, W)}`` to reuse (others are computed).
     mean, std : the normalisation, in [0, 1] pixel units (only for replacement "black").
     model_name : the name written into the results.
+    cache_dir : folder where each method's curves are stored when done
+        (``cache_dir/pixel/<setup>/<method>.pt``), so that a rerun reuses them; None: nothing.
+    executor : where the methods run (:mod:`.executor`), one cell each (maps and curves of
+        one method depend only on the seed, not on the other methods): "local" (default, here)
+        or "ray", or an :class:`~.executor.Executor` (left open). The same result either way.
 
     Scores per method: ``{order}_auc`` (mean change over [0, max fraction]) and the change at
     the smallest and largest fraction, e.g. ``lerf@1%`` and ``lerf@10%``.
@@ -261,119 +282,115 @@ def pixel_perturbation(
         for rep in reps
     }
     names = list(classes)
-    result = BenchmarkResult("pixel", model_name, names, [], [])
-    for name in tqdm(names, desc="pixel perturbation", disable=not progress):
-        method_maps = None if maps is None else maps.get(name)  # precomputed, else computed
-        if method_maps is None:
-            method_maps = maps_for_images(
-                model,
-                images,
-                classes[name],
-                options=options_for(method_options, name),
-                target=target,
-                batch_size=config.batch_size,
-                seed=seed,
-                progress=progress,
+    runner = make_executor(executor or "local", device=resolve_device(device))
+    local = isinstance(runner, LocalExecutor)
+    sent = model if local else copy.deepcopy(model).cpu()  # a worker may have no GPU
+    base = setup_hash(model, images)  # weights and images, hashed once for every method
+    cells = []
+    for name in names:
+        given = None if maps is None else maps.get(name)  # precomputed, else computed
+        options = options_for(method_options, name)
+        cls = classes[name]
+        extra = {"method": name, "class": f"{cls.__module__}.{cls.__qualname__}", "seed": seed,
+                 "options": options, "config": asdict(config), "mean": mean, "std": std,
+                 "maps": None if given is None else setup_hash(nn.Module(), given)}  # fmt: skip
+        key = cache_key(base, extra)  # the method's cell: everything its curves depend on
+        path = None if cache_dir is None else Path(cache_dir) / "pixel" / key / f"{name}.pt"
+        spec = PixelCell(name, classes[name], options, config, seed, mean, std, device,
+                         progress and local, None if path is None else str(path))  # fmt: skip
+        cells.append(
+            Cell(
+                key=str(path or name),
+                fn=pixel_cell,
+                args=(spec,),
+                shared=(sent, images, target, fills, given),
+                label=f"pixel perturbation {name}",
+                busy=None if path is None else partial(locked_elsewhere, path),
+                locks=(PIXEL_KIND,),
             )
+        )
+    bar = tqdm(total=len(cells), desc="pixel perturbation", disable=not progress)
+    try:
+        done, failures = runner.run(cells, lambda cell, table: bar.update(1))
+    finally:
+        bar.close()
+        if not isinstance(executor, Executor):
+            runner.close()
+    raise_failures(failures)  # every failed method with its error; the others are cached
+    result = BenchmarkResult("pixel", model_name, names, [], [])
+    shape = (len(reps), 2, len(config.orders), len(config.fractions), len(images))
+    for name, cell in zip(names, cells):
+        path = cell.args[0].path
+        table = None if path is None else read_tensor(path, shape=shape)  # the cache first
+        table = done[cell.key] if table is None else table
         for r, rep in enumerate(reps):
-            change, delta = perturbation_curves(
-                model,
-                images,
-                method_maps,
-                target,
-                config,
-                replacement=fills[rep],
-                how=rep,
-                mean=mean,
-                std=std,
-                generator=torch.Generator().manual_seed(seed),  # same ranks for every replacement
-                progress=progress,
-                with_delta=True,
-            )  # (O, F, N) each
-            _add_method(result, name, config, variant_suffix(rep, r == 0), change, delta)
-    result.settings = _settings(config, len(images), seed, method_options)
+            change, delta = table[r, 0].float(), table[r, 1]  # float32 and float64, as computed
+            add_method(result, name, config, variant_suffix(rep, r == 0), change, delta)
+    result.settings = pixel_settings(config, len(images), seed, method_options)
     return result
 
 
-# --------------------------------------------------------------------------------------------------
-# Result assembly
-# --------------------------------------------------------------------------------------------------
-
-_BETTER = {"lerf": "lower", "morf": "higher"}
+PIXEL_KIND = "pixel-cell"  # the kind of a method cell's cache lock
 
 
-def variant_suffix(replacement: str | float, main: bool) -> str:
-    """``""`` for the main replacement, ``"_blur"`` (``"_0.5"`` for a number) for the others."""
-    if main:
-        return ""
-    return f"_{replacement:g}" if isinstance(replacement, (int, float)) else f"_{replacement}"
+@dataclass(frozen=True)
+class PixelCell:
+    """One method's part of a pixel perturbation run (:func:`pixel_cell`)."""
+
+    name: str
+    method: MethodLike
+    options: dict[str, Any]
+    config: PixelPerturbationConfig
+    seed: int
+    mean: Sequence[float] | None
+    std: Sequence[float] | None
+    device: str | torch.device | None
+    progress: bool
+    path: str | None  # the cache file (None: no cache)
 
 
-def _add_method(
-    result: BenchmarkResult,
-    name: str,
-    config: PixelPerturbationConfig,
-    suffix: str,
-    change: Tensor,
-    delta: Tensor,
-) -> None:
-    """One method's curves under one replacement (``prob_change`` and ``abs_delta_x``, (O, F, N)
-    each), their per-image units, and its scores: the area under each curve and the change at
-    the smallest and largest fraction."""
-    for metric, values in (("prob_change", change), ("abs_delta_x", delta)):
-        m, s, k = mean_std(values, dim=2)  # (O, F)
-        for i, order in enumerate(config.orders):
-            variant = order + suffix
-            for j, f in enumerate(config.fractions):
-                point = (float(m[i, j]), float(s[i, j]), int(k[i, j]))
-                result.curves.append(
-                    CurvePoint(name, metric, variant, j, f, fraction_label(f), *point)
-                )
-                result.set_units(name, metric, variant, j, values[i, j])
-    with_origin = torch.cat([change.new_zeros(change.shape[0], 1, change.shape[2]), change], 1)
-    auc = area_under_curve([0.0, *config.fractions], with_origin, dim=1)  # (O, N)
-    m, s, k = mean_std(change, dim=2)
-    for i, order in enumerate(config.orders):
-        variant, better = order + suffix, _BETTER[order]
-        am, asd, an = mean_std(auc[i])
-        result.scores.append(Score(name, f"{variant}_auc", float(am), float(asd), int(an), better))
-        result.set_units(name, "prob_change_auc", variant, 0, auc[i])
-        for j in sorted({0, len(config.fractions) - 1}):
-            label = f"{variant}@{fraction_label(config.fractions[j])}"
-            point = (float(m[i, j]), float(s[i, j]), int(k[i, j]))
-            result.scores.append(Score(name, label, *point, better))
-
-
-def _settings(
-    config: PixelPerturbationConfig,
-    num_images: int,
-    seed: int,
-    method_options: MethodOptions | None,
-) -> dict[str, Any]:
-    """The protocol as run, for the result's ``settings``."""
+def pixel_cell(
+    model: nn.Module,
+    images: Tensor,
+    target: Tensor,
+    fills: Mapping[str | float, Tensor | None],
+    maps: Tensor | None,
+    spec: PixelCell,
+) -> Tensor:
+    """One method's curves under every replacement, (R, 2, O, F, N) float64 (index 0: the
+    probability change, 1: ``|x' - x|``), read from the cache or computed and stored there.
+    The method's maps and its ranks' tie-breaking depend only on ``spec.seed``, so a method
+    gives the same curves whichever process computes it and in whichever order."""
+    config = spec.config
     reps = config.replacements
-    return {
-        **asdict(config),
-        "num_images": num_images,
-        "seed": seed,
-        "metric": "|p_c(x) - p_c(x')| / p_c(x), c the class predicted on the clean image",
-        "ranking": "max over channels of |attribution|, ties broken at random (seeded)",
-        "auc": "trapezoid over [0, max fraction] with (0, 0) prepended, divided by the range",
-        "method_options": describe_options(method_options),
-        "replacements": [
-            {"replacement": rep, "variants": [variant_name(o, rep, r == 0) for o in config.orders]}
-            for r, rep in enumerate(reps)
-        ],
-        "abs_delta_x": "mean |x' - x| over the removed pixels (all channels, normalised space)",
-        "figure_panels": [
-            ["prob_change", variant_name(o, rep, r == 0)]
-            for r, rep in enumerate(reps)
-            for o in config.orders
-        ]
-        + [
-            ["abs_delta_x", variant_name(config.orders[0], rep, r == 0)]
-            for r, rep in enumerate(reps)
-        ],
-        "units": "per image: units[method/metric/variant/step] is a (1, N) table over the images; "
-        "metric prob_change_auc (step 0) holds each image's area under the curve",
-    }
+    shape = (len(reps), 2, len(config.orders), len(config.fractions), len(images))
+    path = None if spec.path is None else Path(spec.path)
+    cached = None if path is None else load_tensor_cell(path, shape=shape, kind=PIXEL_KIND)
+    if cached is not None:
+        return cached
+    model = on_device(model, spec.device)  # a CPU copy sent to a GPU worker: moved there
+    if maps is None:
+        maps = maps_for_images(model, images, spec.method, options=spec.options, target=target,
+                               batch_size=config.batch_size, seed=spec.seed,
+                               progress=spec.progress)  # fmt: skip
+    tables = []
+    for rep in reps:
+        change, delta = perturbation_curves(
+            model,
+            images,
+            maps,
+            target,
+            config,
+            replacement=fills[rep],
+            how=rep,
+            mean=spec.mean,
+            std=spec.std,
+            generator=torch.Generator().manual_seed(spec.seed),  # same ranks for every replacement
+            progress=spec.progress,
+            with_delta=True,
+        )  # (O, F, N) each
+        tables.append(torch.stack([change.double(), delta]))
+    table = torch.stack(tables)  # (R, 2, O, F, N)
+    if path is not None:
+        store_tensor_cell(path, table, kind=PIXEL_KIND)  # checksummed, atomic; releases the lock
+    return table

@@ -24,6 +24,7 @@ from prunegrad_lite.runtime import model_device
 
 __all__ = [
     "Stage",
+    "check_resettable",
     "randomisation_stages",
     "randomise_stage_",
     "reset_stage_",
@@ -125,13 +126,9 @@ def reset_stage_(model: nn.Module, stage: Stage, generator: torch.Generator) -> 
     weights on every device.
     """
     modules = dict(model.named_modules())
+    check_resettable(model, [stage])
     for name in stage.modules:
         module = modules[name]
-        if not hasattr(module, "reset_parameters"):
-            raise ValueError(
-                f"module {name!r} ({type(module).__name__}) has no reset_parameters(): use "
-                "inits=('authors',) for this model"
-            )
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         fresh = copy.deepcopy(module).to("cpu")
         with torch.random.fork_rng(devices=[]):
@@ -144,6 +141,19 @@ def reset_stage_(model: nn.Module, stage: Stage, generator: torch.Generator) -> 
                 target = getattr(module, key)
                 if isinstance(target, Tensor):
                     target.copy_(value)
+
+
+def check_resettable(model: nn.Module, stages: list[Stage]) -> None:
+    """Raise a ``ValueError`` naming the first module of ``stages`` without ``reset_parameters()``
+    (the "reset" init needs it): the sanity checks ask before any step runs."""
+    modules = dict(model.named_modules())
+    for stage in stages:
+        for name in stage.modules:
+            if not hasattr(modules[name], "reset_parameters"):
+                raise ValueError(
+                    f"module {name!r} ({type(modules[name]).__name__}) has no "
+                    "reset_parameters(): use inits=('authors',) for this model"
+                )
 
 
 def stage_generator(seed: int, index: int, draw: int = 0) -> torch.Generator:

@@ -25,6 +25,11 @@ Outputs in ``out``: ``{benchmark}_{model}.png`` figures, ``*_curves.csv``, ``*_s
 (timings and settings). ``out/cache`` holds the ROAR maps and retrained cells and every finished
 benchmark result, so an interrupted run resumes and a finished one is not recomputed.
 
+Where the benchmarks' cells (ROAR's retrainings, pixel perturbation's methods, the sanity checks'
+randomisation steps) run: ``executor="local"`` (default) in this process, ``"ray"`` as Ray tasks on
+this machine or, with ``address``, a cluster (:mod:`.executor`, ``docs/distributed.md``); the
+results files are the same either way, wall times aside.
+
 Example
 -------
 >>> report = reproduce(benchmarks="pixel", models="fashion_mnist", quick=True, out="runs/quick")
@@ -47,6 +52,14 @@ import torch
 
 from prunegrad_lite.benchmarks.attribution_maps import check_methods
 from prunegrad_lite.benchmarks.cache import cache_key, heal, load_result_cell, store_result_cell
+from prunegrad_lite.benchmarks.executor import (
+    CellFailure,
+    CellsFailed,
+    Executor,
+    make_executor,
+    raise_failures,
+)
+from prunegrad_lite.benchmarks.locks import release_all
 from prunegrad_lite.benchmarks.pixel_perturbation import PixelPerturbationConfig, pixel_perturbation
 from prunegrad_lite.benchmarks.plots import save_sanity_maps
 from prunegrad_lite.benchmarks.presets import (
@@ -130,6 +143,8 @@ def reproduce(
     preset: Preset | str | None = None,
     imagenet_folder: str | os.PathLike | None = None,
     imagenet_images: int = 1000,
+    executor: str | Executor = "local",
+    address: str | None = None,
 ) -> ReproduceReport:
     """Run the benchmarks, write figures, tables and ``summary.md`` into ``out``.
 
@@ -153,6 +168,13 @@ def reproduce(
     imagenet_folder : an ImageNet-style folder (``<class>/<image>``) to run the ImageNet models
         on instead of the offline photographs: the paper's scale on a GPU with your own data.
     imagenet_images : how many images to draw from it (seeded); default 1000.
+    executor : where the benchmarks' cells run (:mod:`.executor`: ROAR's retrainings and maps,
+        pixel perturbation's methods, the sanity checks' randomisation steps): "local" (default, here) or "ray"
+        (each cell a Ray task; ``pip install prunegrad-lite[distributed]``), or an
+        :class:`~.executor.Executor`. The results are the same either way; a cell that fails
+        after its retries is named in :class:`~.executor.CellsFailed`, raised once every other
+        benchmark has run (their results and the other cells are saved).
+    address : the Ray cluster to use with ``executor="ray"`` (None: a local Ray instance).
 
     Example
     -------
@@ -172,7 +194,58 @@ def reproduce(
     cache = out_dir / "cache"
     heal(cache)  # unreadable cached files: named in a warning and deleted (cache.py)
     report = ReproduceReport(out_dir, preset)
+    runner = make_executor(executor, address, device=dev)
+    failures: list[CellFailure] = []
     t_run = time.perf_counter()
+    try:
+        _run_models(report, model_names, which, chosen, preset, dev, out_dir, cache, seed,
+                    progress, weights, imagenet_folder, imagenet_images, runner, failures)  # fmt: skip
+    finally:
+        if not isinstance(executor, Executor):
+            runner.close()
+    report.seconds["total"] = round(time.perf_counter() - t_run, 1)
+    run = {
+        "preset": dataclasses.asdict(preset),
+        "benchmarks": which,
+        "models": model_names,
+        "methods": None if chosen is None else list(chosen),
+        "seed": seed,
+        "device": str(dev),
+        "executor": runner.name,
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "seconds": report.seconds,
+        "cached": report.cached,
+        "sparsity": report.sparsity,
+        "notes": report.notes,
+        "failed_cells": [dataclasses.asdict(f) for f in failures],
+    }
+    write_text(out_dir / "run.json", json.dumps(run, indent=1) + "\n")
+    # summary.md is rebuilt from the result files and run.json alone (benchmarks.summary)
+    report.summary_path = write_summary(out_dir)
+    raise_failures(failures)  # the failed cells with their errors, after everything else
+    return report
+
+
+def _run_models(
+    report: ReproduceReport,
+    model_names: list[str],
+    which: list[str],
+    chosen: dict[str, Any] | None,
+    preset: Preset,
+    dev: torch.device,
+    out_dir: Path,
+    cache: Path,
+    seed: int,
+    progress: bool,
+    weights: str | os.PathLike,
+    imagenet_folder: str | os.PathLike | None,
+    imagenet_images: int,
+    runner: Executor,
+    failures: list[CellFailure],
+) -> None:
+    """Every benchmark on every model: each result read from the cache or computed."""
     for name in model_names:
         setup = load_setup(
             name, preset, dev, weights, seed, imagenet_folder, imagenet_images, cache
@@ -212,17 +285,25 @@ def reproduce(
             if result is not None:  # finished before: its time is the one it took then
                 report.cached.append(f"{bench}/{name}")
             else:
-                result = _run(
-                    bench,
-                    setup,
-                    bench_methods,
-                    preset,
-                    dev,
-                    seed,
-                    progress,
-                    options,
-                    cache,
-                )
+                try:
+                    result = _run(
+                        bench,
+                        setup,
+                        bench_methods,
+                        preset,
+                        dev,
+                        seed,
+                        progress,
+                        options,
+                        cache,
+                        runner,
+                    )
+                except CellsFailed as failed:  # its other cells are cached: go on, report it
+                    release_all(("result",))  # this result is not written: free its lock
+                    failures += failed.failures
+                    report.notes.append(f"{name}: {bench} incomplete, {failed.failures[0].label}"
+                                        f" and {len(failed.failures) - 1} more cells failed.")  # fmt: skip
+                    continue
                 result.settings["wall_time_s"] = round(time.perf_counter() - t0, 1)
                 store_result_cell(cached, result)  # checksummed; releases the lock
             took = result.settings.get("wall_time_s")
@@ -231,26 +312,6 @@ def reproduce(
             result.save(out_dir)
             if bench == "sanity" and result.examples:
                 save_sanity_maps(result, out_dir / f"sanity_{name}_maps.png")
-    report.seconds["total"] = round(time.perf_counter() - t_run, 1)
-    run = {
-        "preset": dataclasses.asdict(preset),
-        "benchmarks": which,
-        "models": model_names,
-        "methods": None if chosen is None else list(chosen),
-        "seed": seed,
-        "device": str(dev),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "seconds": report.seconds,
-        "cached": report.cached,
-        "sparsity": report.sparsity,
-        "notes": report.notes,
-    }
-    write_text(out_dir / "run.json", json.dumps(run, indent=1) + "\n")
-    # summary.md is rebuilt from the result files and run.json alone (benchmarks.summary)
-    report.summary_path = write_summary(out_dir)
-    return report
 
 
 def _methods_for(bench: str, model: str, preset: Preset) -> tuple[str, ...]:
@@ -271,6 +332,7 @@ def _run(
     progress: bool,
     options: dict[str, dict[str, Any]],
     cache: Path,
+    runner: Executor,
 ) -> BenchmarkResult:
     options = {m: o for m, o in options.items() if m in methods}
     classes = list(methods.values())
@@ -289,7 +351,8 @@ def _run(
             batch_size=batch,
             forward_batch=1000 if batch == 64 else 40,
         )
-        return pixel_perturbation(setup.model, setup.images, classes, config, **common)
+        return pixel_perturbation(setup.model, setup.images, classes, config, cache_dir=cache,
+                                  executor=runner, **common)  # fmt: skip
     if bench == "sanity":
         config = SanityConfig(
             depth=preset.sanity_depth if small else preset.imagenet_sanity_depth,
@@ -300,9 +363,9 @@ def _run(
             target=preset.sanity_target,
         )
         images = setup.sanity_images
-        return sanity_checks(
-            setup.model, images, classes, config, display=setup.display, cache_dir=cache, **common
-        )
+        return sanity_checks(setup.model, images, classes, config, display=setup.display,
+                             cache_dir=cache, executor=runner, **common)  # fmt: skip
     config = roar_config(preset, [m for m in methods])
     print(roar_cost(preset, list(methods), len(setup.train), len(setup.test)), flush=True)
-    return roar(setup.model, setup.train, setup.test, classes, config, cache_dir=cache, **common)
+    return roar(setup.model, setup.train, setup.test, classes, config, cache_dir=cache,
+                executor=runner, **common)  # fmt: skip

@@ -30,9 +30,13 @@ Caching and resuming: each retrained cell is a JSON record in
 ``cache_dir/roar/<setup>/<method>/t<fraction>_s<seed>_<recipe hash>.json`` written atomically,
 where ``<setup>`` hashes the model weights, the images, the method options and the ranking
 seed. A finished cell is never recomputed; an interrupted run resumes at the first missing one.
-Two processes on the same ``cache_dir`` share the work: a cell (or the maps it needs) that
-the other process is computing is put at the end of its phase (the references first, then the
-grid) and read from the cache when it is done. With ``reproduce``, start the second process
+The run has three phases, each a list of independent cells
+(:mod:`.roar_cells`) handed to an executor (:mod:`.executor`): the references, the maps of every
+ranking, the grid. ``executor="local"`` (default) runs them here one after another; ``"ray"``
+runs each as a Ray task, on this machine or a cluster (``docs/distributed.md``); the records are
+the same either way, and the driver reads every finished cell back from the cache. Two
+processes on the same ``cache_dir`` share the work: a cell (or a ranking's maps) that the other
+process is computing is put at the end of its phase and read from the cache when it is done. With ``reproduce``, start the second process
 with ``PRUNEGRAD_LITE_LOCK_TIMEOUT=2`` so that it does not wait for the first one's whole
 result; on a loaded machine two single-thread processes (``OMP_NUM_THREADS=1``) also avoid
 the thread-synchronisation stalls of one two-thread process.
@@ -46,11 +50,11 @@ Example
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
-import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +71,14 @@ from prunegrad_lite.benchmarks.attribution_maps import (
     options_for,
     predict,
 )
-from prunegrad_lite.benchmarks.cache import (
-    load_json_cell,
-    locked_elsewhere,
-    setup_hash,
-    store_json_cell,
+from prunegrad_lite.benchmarks.cache import locked_elsewhere, setup_hash
+from prunegrad_lite.benchmarks.executor import (
+    Cell,
+    Executor,
+    LocalExecutor,
+    make_executor,
+    raise_failures,
 )
-from prunegrad_lite.benchmarks.removal import removal_masks
 from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.benchmarks.roar_config import (
     BASELINE,
@@ -86,17 +91,26 @@ from prunegrad_lite.benchmarks.roar_config import (
     check_convergence,
     recipe_hash,
 )
+from prunegrad_lite.benchmarks.roar_cells import (
+    LOCK_KINDS,
+    RanksSpec,
+    RoarCellSpec,
+    RoarData,
+    cached_ranks,
+    cached_record,
+    ranks_cell,
+    roar_cell,
+)
 from prunegrad_lite.benchmarks.roar_inputs import (
-    load_or_compute_ranks,
     mask_top_pixels,
     other_class_targets,
     removal_mask_images,
-    replace_removed,
     validation_split,
 )
 from prunegrad_lite.benchmarks.roar_models import network_fn
 from prunegrad_lite.benchmarks.roar_results import roar_result
-from prunegrad_lite.training import TrainConfig, tensor_pair, train_model
+from prunegrad_lite.runtime import resolve_device
+from prunegrad_lite.training import tensor_pair
 
 # the protocol's settings (roar_config), inputs (roar_inputs) and result (roar_results) are
 # re-exported: ``from prunegrad_lite.benchmarks.roar import RoarConfig`` keeps working
@@ -114,8 +128,6 @@ __all__ = [
     "roar_cell_path",
     "setup_hash",
 ]
-
-_CELL_KEYS = ("method", "variant", "fraction", "seed", "test_accuracy")  # a cached cell has these
 
 
 def roar_cell_path(
@@ -140,6 +152,7 @@ def roar(
     model_fn: Callable[[], nn.Module] | None = None,
     model_name: str = "model",
     on_cell: Callable[[dict[str, Any]], None] | None = None,
+    executor: str | Executor | None = None,
 ) -> BenchmarkResult:
     """Run ROAR for every method: remove the top pixels, retrain from scratch, test.
 
@@ -163,6 +176,11 @@ def roar(
     model_fn : builds the retrained network (default: ``config.network``).
     model_name : the name written into the results.
     on_cell : called with each cell's record when it is done (computed or cached).
+    executor : where the cells run (:mod:`.executor`): "local" (default: here, one after
+        another), "ray" (a local Ray instance) or an :class:`~.executor.Executor` (e.g.
+        ``RayExecutor(address)`` for a cluster; left open). The references, then the maps of
+        each ranking, then the grid; a cell that fails after its retries is named in
+        :class:`~.executor.CellsFailed` once every other cell is done and cached.
 
     Curves: ``("accuracy", "roar")`` per ranking, step 0 the reference (fraction 0) when
     ``config.baseline``, and ``("accuracy", "mask_only")`` with ``config.mask_only``. Scores:
@@ -192,9 +210,11 @@ def roar(
         other = other_class_targets(predicted, num_classes, seed)
         rankings += [(f"{m}@other_class", m, other, "other_class") for m in config.other_class]
 
-    ranks: dict[str, Tensor] = {}
     setups: dict[str, str] = {}
-    specs: dict[str, tuple[str, Tensor, dict[str, Any]]] = {}
+    ranks_specs: dict[str, RanksSpec] = {}
+    # a Ray task asks for a GPU when the cells run on CUDA; Ray starts at its first cell
+    runner = make_executor(executor or "local", device=resolve_device(device))
+    local = isinstance(runner, LocalExecutor)  # cells in this process: its bars, its model
     for label, method, target, which in rankings:
         options = options_for(method_options, method)
         extra = {"method": method, "class": _qualname(classes[method]), "options": options}
@@ -202,178 +222,128 @@ def roar(
         if which != "predicted":
             extra["target"] = which
         setups[label] = setup_hash(model, all_x, train_y, test_y, extra=extra)
-        specs[label] = (method, target, options)
-
-    def rank_of(label: str) -> Tensor:
-        """The ranking's pixel ranks, computed (or read from the cache) when first needed:
-        the reference cells run before any map is computed."""
-        if label not in ranks:
-            method, target, options = specs[label]
-            ranks[label] = load_or_compute_ranks(
-                model,
-                all_x,
-                label,
-                classes[method],
-                options,
-                target,
-                cache,
-                setups[label],
-                config.batch_size,
-                seed,
-                progress,
-            )
-        return ranks[label]
+        ranks_specs[label] = RanksSpec(label, classes[method], options, target,
+                                       None if cache is None else str(cache), setups[label],
+                                       config.batch_size, seed, progress and local, device)  # fmt: skip
 
     labels = [label for label, *_ in rankings]
-    channels, size = train_x.shape[1], (train_x.shape[2], train_x.shape[3])
-
-    def cell_images(name: str, fraction: float, variant: str) -> tuple[Tensor, Tensor]:
-        """A cell's training and test images: unmodified (references), the removal masks
-        alone (mask-only control) or the images with the top pixels replaced."""
-        if name == BASELINE:
-            return train_x, test_x
-        rank = rank_of(name)
-        if variant == "mask_only":
-            masks = removal_mask_images(rank, fraction, channels, size)
-            return masks[: len(train_x)], masks[len(train_x) :]
-        removed = removal_masks(rank, [fraction], "morf", size)[0].unsqueeze(1)
-        x_all = replace_removed(all_x, removed, fill, config.replacement, seed)
-        return x_all[: len(train_x)], x_all[len(train_x) :]
-
     base_setup = setup_hash(model, train_x, train_y, test_x, test_y, extra=BASELINE)
     fit_index, val_index = validation_split(len(train_x), config.validation, seed)
-    network = network_fn(config, train_x.shape[1], config.recipe.num_classes, model_fn)
+    data = RoarData(
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        fill,
+        (fit_index, val_index) if config.validation > 0 else None,
+        network_fn(config, train_x.shape[1], config.recipe.num_classes, model_fn),
+        config.network if model_fn is None else "model_fn",
+        config.replacement,
+        seed,
+        device,
+        progress and local,  # a Ray worker's bars would only clutter its log
+    )
+
+    def spec(name: str, fraction: float, train_seed: int, variant: str) -> RoarCellSpec:
+        setup = base_setup if name == BASELINE else setups[name]
+        folder = name if variant == "roar" else f"{name}.{variant}"
+        path = None if cache is None else roar_cell_path(cache, setup, folder, fraction,
+                                                          train_seed, recipe)  # fmt: skip
+        recipe_cell = dataclasses.replace(config.recipe, seed=train_seed)
+        if variant == "longer":
+            recipe_cell.epochs *= config.longer_reference
+        where = None if path is None else str(path)
+        return RoarCellSpec(name, variant, fraction, train_seed, where, setup, recipe, recipe_cell)
 
     # the references first, seed by seed: whether the recipe converges is known before any
     # map is computed and before the grid runs
-    cells = []
+    references = []
     for s in config.seeds:
-        cells += [(BASELINE, 0.0, s, "roar")] if config.baseline else []
-        cells += [(BASELINE, 0.0, s, "longer")] if config.longer_reference else []
-    cells += [(m, f, s, "roar") for s in config.seeds for f in config.fractions for m in labels]
+        references += [spec(BASELINE, 0.0, s, "roar")] if config.baseline else []
+        references += [spec(BASELINE, 0.0, s, "longer")] if config.longer_reference else []
+    grid = [spec(m, f, s, "roar") for s in config.seeds for f in config.fractions for m in labels]
     if config.mask_only:
-        cells += [
-            (m, f, s, "mask_only")
+        grid += [
+            spec(m, f, s, "mask_only")
             for s in config.seeds
             for f in config.fractions
             for m in labels
             if m != "random"  # the random ranking's mask is independent of the image: chance
         ]
-    num_references = sum(name == BASELINE for name, *_ in cells)
+    maps_model = model if local else copy.deepcopy(model).cpu()  # a worker may have no GPU
     records: dict[tuple[str, float, int, str], dict[str, Any]] = {}
-    bar = tqdm(total=len(cells), desc="ROAR cells", disable=not progress)
-    # a cell another process (same cache folder) is computing goes to the end of its phase
-    # (references, then the grid), so that two processes share the work; when every cell left
-    # in the phase is taken, this one waits for it and reuses it (cache.py)
-    pending, skipped = deque(cells), 0
-    while pending:
-        name, fraction, train_seed, variant = pending.popleft()
-        setup = base_setup if name == BASELINE else setups[name]
-        folder = name if variant == "roar" else f"{name}.{variant}"
-        path = (
-            None
-            if cache is None
-            else roar_cell_path(cache, setup, folder, fraction, train_seed, recipe)
-        )
-        if path is not None and _taken_elsewhere(path, name, cache, setups, ranks):
-            same = [i for i, c in enumerate(pending) if (c[0] == BASELINE) == (name == BASELINE)]
-            if same and skipped <= len(same):
-                pending.insert(same[-1] + 1, (name, fraction, train_seed, variant))
-                skipped += 1
-            else:  # every cell left in this phase is taken: wait, then read what they stored
-                pending.appendleft((name, fraction, train_seed, variant))
-                skipped = 0
-                time.sleep(2.0)
-            continue
-        skipped = 0
-        bar.set_postfix(method=name, fraction=fraction, seed=train_seed, variant=variant)
-        record = None if path is None else load_json_cell(path, _CELL_KEYS, kind="roar-cell")
-        if record is None:  # missing or unreadable (warned): compute it, holding its lock
-            recipe_cell = dataclasses.replace(config.recipe, seed=train_seed)
-            if variant == "longer":
-                recipe_cell.epochs *= config.longer_reference
-            x_tr, x_te = cell_images(name, fraction, variant)
-            split = (fit_index, val_index) if config.validation > 0 else None
-            trained, correct = _retrain(x_tr, train_y, x_te, test_y, split, recipe_cell, network,
-                                        device, progress)  # fmt: skip
-            record = {
-                "method": name,
-                "variant": variant,
-                "fraction": fraction,
-                "seed": train_seed,
-                "recipe_hash": recipe,
-                "setup_hash": setup,
-                "recipe": dataclasses.asdict(recipe_cell),
-                "network": config.network if model_fn is None else "model_fn",
-                "test_accuracy": trained.test_accuracy,
-                "validation_accuracy": trained.validation_accuracy,
-                "best_epoch": trained.best_epoch,
-                "correct": "".join("1" if c else "0" for c in correct.tolist()),
-                "history": [dataclasses.asdict(h) for h in trained.history],
-                "wall_time_s": trained.wall_time_s,
-            }
-            if path is not None:
-                store_json_cell(path, record, kind="roar-cell")
-        records[(name, fraction, train_seed, variant)] = record
+    bar = tqdm(total=len(references) + len(grid), desc="ROAR cells", disable=not progress)
+
+    def done(cell: Cell, returned: dict[str, Any]) -> None:
+        """A cell is done: its record is read back from the cache (the source of truth)."""
+        cell_spec: RoarCellSpec = cell.args[0]
+        record = cached_record(cell_spec)
+        if record is None:  # no cache folder, or the driver does not see the workers' one
+            record = returned
+        records[(cell_spec.name, cell_spec.fraction, cell_spec.seed, cell_spec.variant)] = record
+        bar.set_postfix(method=cell_spec.name, fraction=cell_spec.fraction, seed=cell_spec.seed)
         bar.update(1)
         if on_cell is not None:
             on_cell(record)
-        if config.convergence_tolerance is not None and len(records) == num_references:
+
+    def cells(specs: list[RoarCellSpec], ranks: dict[str, Tensor]) -> list[Cell]:
+        return [
+            Cell(
+                key=sp.path or f"{sp.name}/{sp.variant}/{sp.fraction}/{sp.seed}",
+                fn=roar_cell,
+                args=(sp,),
+                shared=(data, ranks.get(sp.name)),
+                label=f"ROAR {sp.name} {sp.variant} t={sp.fraction:g} seed {sp.seed}",
+                busy=_busy(sp.path),
+                locks=LOCK_KINDS,
+            )
+            for sp in specs
+        ]
+
+    try:
+        _, failures = runner.run(cells(references, {}), done)
+        if config.convergence_tolerance is not None and len(records) == len(references):
             check_convergence(records, config)
-    bar.close()
+        # the maps of every ranking (one cell each; cached under cache_dir/maps), then the grid
+        shape = (len(all_x), all_x.shape[-2] * all_x.shape[-1])
+        needed = [ranks_specs[m] for m in dict.fromkeys(sp.name for sp in grid)]
+        ranks_cells = [
+            Cell(
+                key=str(r.path() or r.label),
+                fn=ranks_cell,
+                args=(r,),
+                shared=(maps_model, all_x),
+                label=f"maps {r.label}",
+                busy=_busy(r.path()),
+                locks=LOCK_KINDS,
+            )
+            for r in needed
+        ]
+        computed, failed = runner.run(ranks_cells)
+        failures += failed
+        ranks: dict[str, Tensor] = {}
+        for c in ranks_cells:
+            if c.key in computed:
+                r = c.args[0]
+                rank = cached_ranks(r, shape)
+                ranks[r.label] = computed[c.key] if rank is None else rank
+        _, failed = runner.run(cells([sp for sp in grid if sp.name in ranks], ranks), done)
+        failures += failed
+    finally:
+        bar.close()
+        if not isinstance(executor, Executor):
+            runner.close()  # the executor this call made (a Ray instance it started)
+    raise_failures(failures)  # every failed cell with its error; the others are cached
+    order = [(sp.name, sp.fraction, sp.seed, sp.variant) for sp in references + grid]
+    records = {key: records[key] for key in order}  # the cells' order, not the finishing order
     return roar_result(
         labels, records, config, model_name, seed, recipe, method_options, num_classes, len(test_y)
     )
 
 
-def _retrain(
-    x_train: Tensor,
-    y_train: Tensor,
-    x_test: Tensor,
-    y_test: Tensor,
-    split: tuple[Tensor, Tensor] | None,
-    recipe: TrainConfig,
-    network: Callable[[], nn.Module],
-    device: str | torch.device | None,
-    progress: bool,
-) -> tuple[Any, Tensor]:
-    """Train a new network on one cell's images (the ``split`` (fit, validation) indices pick
-    the best-validation checkpoint; None: the last epoch); returns the training result and
-    which test images it classifies correctly, (N,) bool."""
-    validation = None
-    if split is not None:
-        fit, held = split
-        validation = (x_train[held], y_train[held])
-        x_train, y_train = x_train[fit], y_train[fit]
-    trained = train_model((x_train, y_train), (x_test, y_test), recipe, device=device,
-                          progress=progress, model_fn=network, validation=validation)  # fmt: skip
-    return trained, _correct(trained.model, x_test, y_test)
-
-
-def _taken_elsewhere(
-    path: Path,
-    name: str,
-    cache: Path | None,
-    setups: Mapping[str, str],
-    ranks: Mapping[str, Tensor],
-) -> bool:
-    """Is another process computing this cell, or the maps it needs (same cache folder)?"""
-    if locked_elsewhere(path):
-        return True
-    if name == BASELINE or name in ranks or cache is None:
-        return False
-    return locked_elsewhere(cache / "maps" / setups[name] / f"{name}.pt")
-
-
-@torch.no_grad()
-def _correct(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1024) -> Tensor:
-    """(N,) bool: is each test image classified correctly by the (eval-mode) model."""
-    dev = next(model.parameters()).device
-    out = [
-        model(images[i : i + batch_size].to(dev)).argmax(1).cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out) == labels
+def _busy(path: str | os.PathLike | None) -> Callable[[], bool] | None:
+    """Probe: is another process computing the file at ``path`` (same cache folder)?"""
+    return None if path is None else partial(locked_elsewhere, path)
 
 
 def _qualname(cls: type) -> str:

@@ -74,14 +74,24 @@ from prunegrad_lite.benchmarks.attribution_maps import (
     options_for,
     predict,
 )
-from prunegrad_lite.benchmarks.randomisation import (
+from prunegrad_lite.benchmarks.randomisation import (  # re-exported: the course uses them
     Stage,
+    check_resettable,
     randomisation_stages,
     randomise_stage_,
     reset_stage_,
     stage_generator,
 )
+from prunegrad_lite.benchmarks.executor import (
+    Cell,
+    Executor,
+    LocalExecutor,
+    make_executor,
+    raise_failures,
+)
 from prunegrad_lite.benchmarks.results import BenchmarkResult
+from prunegrad_lite.benchmarks.sanity_cells import LOCK_KINDS as SANITY_LOCKS
+from prunegrad_lite.benchmarks.sanity_cells import SanityData, SanityStep, sanity_step
 from prunegrad_lite.benchmarks.sanity_config import VARIANTS, SanityConfig
 from prunegrad_lite.benchmarks.sanity_records import (
     Similarities,
@@ -91,6 +101,7 @@ from prunegrad_lite.benchmarks.sanity_records import (
     variant_runs,
     settings,
 )
+from prunegrad_lite.runtime import resolve_device
 
 __all__ = [
     "VARIANTS",
@@ -100,6 +111,7 @@ __all__ = [
     "randomise_stage_",
     "reset_stage_",
     "sanity_checks",
+    "stage_generator",
 ]
 
 
@@ -124,6 +136,7 @@ def sanity_checks(
     display: tuple[Sequence[float], Sequence[float]] | None = None,
     model_name: str = "model",
     cache_dir: str | os.PathLike | None = None,
+    executor: str | Executor | None = None,
 ) -> BenchmarkResult:
     """Run the cascading and independent randomisation checks for every method.
 
@@ -143,6 +156,9 @@ def sanity_checks(
     model_name : the name written into the results.
     cache_dir : folder where every finished randomisation step is stored, so that a killed run
         resumes (see the module docstring); None: nothing cached.
+    executor : where the steps run (:mod:`.executor`), one cell each (:mod:`.sanity_cells`):
+        "local" (default, here) or "ray", or an :class:`~.executor.Executor` (left open). The
+        same result either way.
 
     Curves: ``(measure, variant)`` per method along the stages, step 0 the original model,
     over all draws and images; also ``{measure}_defined`` (maps that became constant left out)
@@ -158,6 +174,8 @@ def sanity_checks(
     names = list(classes)
     target = predict(base, images, config.batch_size).argmax(1)  # (N,) original predictions
     stages = randomisation_stages(base, images[:1], config.depth)
+    if "reset" in config.inits:
+        check_resettable(base, stages)  # an input error: before any work, not in every step
 
     def maps_of(net: nn.Module, name: str, target: Tensor) -> Tensor:
         opts = options_for(method_options, name)
@@ -166,47 +184,45 @@ def sanity_checks(
                                batch_size=batch, seed=seed, progress=False)  # fmt: skip
 
     original = {name: maps_of(base, name, target) for name in names}
-    runs = variant_runs(
-        config
-    )  # (init, variant, variant name): "cascading", "independent_reset", ...
+    runs = variant_runs(config)  # (init, variant, variant name): "cascading", "independent_reset"
     tables = {vname: Similarities(original, config, len(stages), len(images)) for *_, vname in runs}
     shown, k = _example_columns(len(stages)), min(config.example_images, len(images))
     example_maps: dict[str, list[Tensor]] = {"original": [original[n][:k] for n in names]}
     steps = StepCache(cache_dir, base, images, names, method_options, config, seed)
-    total = len(runs) * config.draws * len(stages)
-    bar = tqdm(total=total, desc="sanity checks", disable=not progress)
-    for init, variant, vname in runs:
-        for d in range(config.draws):
-            net = copy.deepcopy(base)
-            for i, stage in enumerate(stages):  # from the logits down
-                if variant == "independent":
-                    net = copy.deepcopy(base)  # only this stage randomised
-                if init == "authors":
-                    randomise_stage_(net, stage, stage_generator(seed, i, d), config.init_std)
-                else:
-                    reset_stage_(net, stage, stage_generator(seed, i, d))
-                example = vname == "cascading" and d == 0 and i + 1 in shown and k > 0
-                bar.set_postfix(init=init, variant=variant, draw=d, stage=stage.name)
-                done = steps.load(vname, d, i + 1, len(tables[vname].measures), example)
-                if done is None:  # compute this step's maps and similarities
-                    explained = (
-                        target
-                        if config.target == "original"
-                        else predict(net, images, config.batch_size).argmax(1)
-                    )
-                    shown_maps = []
-                    for name in names:
-                        maps = maps_of(net, name, explained)
-                        tables[vname].record(name, d, i + 1, maps)
-                        shown_maps.append(maps[:k])
-                    done = (tables[vname].step_table(d, i + 1), shown_maps if example else None)
-                    steps.store(vname, d, i + 1, *done)
-                else:
-                    tables[vname].restore(d, i + 1, done[0])
-                if example:
-                    example_maps[f"→ {stage.name}"] = list(done[1])
-                bar.update()
-    bar.close()
+    runner = make_executor(executor or "local", device=resolve_device(device))
+    local = isinstance(runner, LocalExecutor)
+    data = SanityData(base if local else copy.deepcopy(base).cpu(), images, target, original,
+                      stages, classes, method_options, config, seed, device, steps, k)  # fmt: skip
+    cells = [
+        Cell(
+            key=f"{vname}/d{d}/s{i + 1}",
+            fn=sanity_step,
+            args=(SanityStep(init, variant, vname, d, i + 1, example),),
+            shared=(data,),
+            label=f"sanity {vname} draw {d} stage {stage.name}",
+            locks=SANITY_LOCKS,
+        )
+        for init, variant, vname in runs
+        for d in range(config.draws)
+        for i, stage in enumerate(stages)  # from the logits down
+        for example in [vname == "cascading" and d == 0 and i + 1 in shown and k > 0]
+    ]
+    bar = tqdm(total=len(cells), desc="sanity checks", disable=not progress)
+    try:
+        done, failures = runner.run(cells, lambda cell, values: bar.update(1))
+    finally:
+        bar.close()
+        if not isinstance(executor, Executor):
+            runner.close()
+    raise_failures(failures)  # every failed step with its error; the others are cached
+    measures = len(config.measures)
+    for cell in cells:  # in the steps' order, whatever order they finished in
+        step: SanityStep = cell.args[0]
+        stored = steps.load(step.vname, step.draw, step.step, measures, step.example, lock=False)
+        table, maps_shown = done[cell.key] if stored is None else stored  # the cache first
+        tables[step.vname].restore(step.draw, step.step, table)
+        if step.example:
+            example_maps[f"→ {stages[step.step - 1].name}"] = list(maps_shown)
     result = BenchmarkResult("sanity", model_name, names, [], [], {})
     labels = ["original", *(s.name for s in stages)]
     constant = {vname: add_variant(result, vname, t, labels, config) for vname, t in tables.items()}

@@ -16,7 +16,12 @@ import torch
 from torch import Tensor, nn
 
 from prunegrad_lite.benchmarks.attribution_maps import MethodOptions, describe_options
-from prunegrad_lite.benchmarks.cache import load_tensor_cell, setup_hash, store_tensor_cell
+from prunegrad_lite.benchmarks.cache import (
+    load_tensor_cell,
+    read_tensor,
+    setup_hash,
+    store_tensor_cell,
+)
 from prunegrad_lite.benchmarks.randomisation import Stage
 from prunegrad_lite.benchmarks.results import BenchmarkResult, CurvePoint, Score, mean_std
 from prunegrad_lite.benchmarks.sanity_config import CORRELATIONS, SanityConfig
@@ -139,19 +144,26 @@ class StepCache:
         return self.folder / f"{vname}_d{draw}_s{step}{kind}.pt"
 
     def load(
-        self, vname: str, draw: int, step: int, measures: int, example: bool
+        self, vname: str, draw: int, step: int, measures: int, example: bool, lock: bool = True
     ) -> tuple[Tensor, list[Tensor] | None] | None:
         """The stored step (its values and, when ``example``, the example maps per method), or
-        None: compute it and :meth:`store` it (this process then holds its lock)."""
+        None: compute it and :meth:`store` it (this process then holds its lock; with
+        ``lock=False`` it takes none: a read of what another process stored)."""
         if self.folder is None:
             return None
+
+        def get(path: Path, kind: str, **check: Any) -> Tensor | None:
+            return (
+                load_tensor_cell(path, kind=kind, **check) if lock else read_tensor(path, **check)
+            )
+
         shape = (len(self.names), measures + 1, self.images)
-        table = load_tensor_cell(self._path(vname, draw, step, ""), shape=shape, kind="sanity")
+        table = get(self._path(vname, draw, step, ""), "sanity", shape=shape)
         if table is None:
             return None
         if not example:
             return table, None
-        maps = load_tensor_cell(self._path(vname, draw, step, "_maps"), kind="sanity_maps")
+        maps = get(self._path(vname, draw, step, "_maps"), "sanity_maps")
         if maps is None or maps.shape[0] != len(self.names):
             return None  # recompute the step (its maps were lost)
         return table, list(maps.unbind(0))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from prunegrad_lite.cli.common import check_writable_folder
@@ -79,32 +80,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--imagenet-images", type=int, default=1000, help="images drawn from it (default 1000)"
     )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where the benchmarks' cells (ROAR's retrainings, pixel perturbation's methods, the "
+        "sanity checks' steps) run: local (default, this process) or ray (each cell a Ray task; "
+        "needs pip install prunegrad-lite[distributed]; see docs/distributed.md)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: the Ray cluster (e.g. 10.0.0.1:6379 or auto; default: start a "
+        "local Ray instance on this machine)",
+    )
+    parser.add_argument(
+        "--cpus-per-cell",
+        type=int,
+        default=1,
+        help="with --executor ray: CPUs (and torch threads) of each cell's task (default 1; "
+        "on CUDA every task also takes one GPU)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``reproduce`` from parsed arguments; print where the summary is; return 0."""
+    from prunegrad_lite.benchmarks.executor import CellsFailed, make_executor
     from prunegrad_lite.benchmarks.reproduce import reproduce
 
     check_writable_folder(args.out)  # fail now rather than after the first benchmark
     methods = None
     if args.methods is not None:
         methods = [m for item in args.methods for m in item.split(",") if m]
-    report = reproduce(
-        benchmarks=args.benchmark,
-        models=args.model,
-        methods=methods,
-        quick=args.quick,
-        preset=getattr(args, "preset", None),
-        device=args.device,
-        out=args.out,
-        seed=args.seed,
-        progress=not args.no_progress,
-        weights=args.weights,
-        imagenet_folder=args.imagenet_folder,
-        imagenet_images=args.imagenet_images,
-    )
-    print(f"preset {report.preset.name}: {report.seconds.get('total', 0):.0f} s")
+    name = getattr(args, "executor", "local")
+    cpus = {"cpus_per_cell": getattr(args, "cpus_per_cell", 1)} if name == "ray" else {}
+    with make_executor(name, getattr(args, "address", None), device=args.device, **cpus) as ex:
+        try:
+            report = reproduce(
+                benchmarks=args.benchmark,
+                models=args.model,
+                methods=methods,
+                quick=args.quick,
+                preset=getattr(args, "preset", None),
+                device=args.device,
+                out=args.out,
+                seed=args.seed,
+                progress=not args.no_progress,
+                weights=args.weights,
+                imagenet_folder=args.imagenet_folder,
+                imagenet_images=args.imagenet_images,
+                executor=ex,
+            )
+        except CellsFailed as failed:  # every other cell and result is saved: name them all
+            print(f"{failed}", file=sys.stderr)
+            return 1
+    print(f"preset {report.preset.name}: {report.seconds.get('total', 0):.0f} s ({ex.name})")
     for note in report.notes:
         print(f"  {note}")
     print(f"wrote {report.summary_path} and the figures and tables next to it")
