@@ -182,6 +182,24 @@ def test_prunegrad_function_matches_the_reference_and_is_what_the_class_runs(arc
     assert_unchanged(model, before)
 
 
+def test_the_readme_says_how_long_the_method_is():
+    """README and docs/method.md state prunegrad()'s length: kept true by this test."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from prunegrad_lite.attribution.prunegrad import prunegrad as fn
+
+    lines, _ = inspect.getsourcelines(inspect.unwrap(fn))
+    body = [ln for ln in lines if not ln.lstrip().startswith("@")]  # from ``def`` on
+    doc = inspect.getdoc(inspect.unwrap(fn)).splitlines()
+    stated = f"{len(body)} lines ({len(doc) + 1} of them its docstring)"  # + the closing quotes
+    root = Path(__file__).resolve().parents[1]
+    for name in ("README.md", "docs/method.md"):
+        text = re.sub(r"\s+", " ", (root / name).read_text())
+        assert stated in text, f"{name} should say the method is {stated}"
+
+
 def test_prunegrad_function_checks_like_the_class():
     model = TwoLayer().eval()
     model.default_sparsity = 0.5
