@@ -329,10 +329,12 @@ def test_scores_without_site_names_are_the_same_scores():
     model = SmallResidual().eval()
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     for scoring in ("taylor", "random"):
-        kw = {"generator": torch.Generator().manual_seed(0)} if scoring == "random" else {}
-        named = neuron_scores(model, x, scoring=scoring, **kw)
-        kw = {"generator": torch.Generator().manual_seed(0)} if scoring == "random" else {}
-        plain = neuron_scores(model, x, scoring=scoring, names=False, **kw)
+        named, plain = (
+            neuron_scores(
+                model, x, scoring=scoring, names=names, generator=torch.Generator().manual_seed(0)
+            )
+            for names in (True, False)
+        )
         assert [s.name for s in named.sites] == ["relu", "relu#2", "<model>/relu"]
         assert [s.name for s in plain.sites] == ["site0", "site1", "site2"]
         assert [s.shape for s in plain.sites] == [s.shape for s in named.sites]

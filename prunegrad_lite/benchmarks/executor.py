@@ -30,14 +30,17 @@ Example
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 __all__ = [
     "EXECUTORS",
@@ -47,8 +50,11 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "RayExecutor",
+    "executor_for",
+    "for_cells",
     "make_executor",
     "raise_failures",
+    "run_cells",
 ]
 
 EXECUTORS = ("local", "ray")
@@ -314,3 +320,47 @@ def make_executor(
     if device is not None and torch.device(device).type == "cuda":
         options.setdefault("gpus_per_cell", 1)
     return RayExecutor(address, **options)
+
+
+@contextlib.contextmanager
+def executor_for(
+    executor: str | Executor | None,
+    address: str | None = None,
+    *,
+    device: str | torch.device | None = None,
+) -> Iterator[Executor]:
+    """The executor a benchmark call runs its cells on, for the ``with`` block.
+
+    ``executor``: an :class:`Executor` (used as it is and left open: its owner closes it), or a
+    name for :func:`make_executor` (None: "local"), which is made here and closed on exit (a
+    Ray instance it started is shut down), also when the block raised.
+    """
+    runner = make_executor(executor or "local", address, device=device)
+    try:
+        yield runner
+    finally:
+        if runner is not executor:
+            runner.close()
+
+
+def for_cells(runner: Executor, obj: Any) -> Any:
+    """``obj`` (a model) as the cells get it: itself in this process, else a CPU copy (a Ray
+    worker may have no GPU; each cell moves it to its own device)."""
+    return obj if isinstance(runner, LocalExecutor) else copy.deepcopy(obj).cpu()
+
+
+def run_cells(
+    runner: Executor, cells: Sequence[Cell], desc: str, progress: bool = True
+) -> dict[str, Any]:
+    """Run one phase of cells with one progress bar; ``{key: result}`` of every cell.
+
+    A cell that failed after its retries raises :class:`CellsFailed` once the others are done
+    (and stored in the cache).
+    """
+    bar = tqdm(total=len(cells), desc=desc, disable=not progress)
+    try:
+        done, failures = runner.run(cells, lambda cell, result: bar.update(1))
+    finally:
+        bar.close()
+    raise_failures(failures)
+    return done

@@ -35,7 +35,6 @@ Example
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -68,8 +67,9 @@ from prunegrad_lite.benchmarks.executor import (
     Cell,
     Executor,
     LocalExecutor,
-    make_executor,
-    raise_failures,
+    executor_for,
+    for_cells,
+    run_cells,
 )
 from prunegrad_lite.benchmarks.pixel_results import (
     add_method,
@@ -282,41 +282,44 @@ def pixel_perturbation(
         for rep in reps
     }
     names = list(classes)
-    runner = make_executor(executor or "local", device=resolve_device(device))
-    local = isinstance(runner, LocalExecutor)
-    sent = model if local else copy.deepcopy(model).cpu()  # a worker may have no GPU
     base = setup_hash(model, images)  # weights and images, hashed once for every method
-    cells = []
-    for name in names:
-        given = None if maps is None else maps.get(name)  # precomputed, else computed
-        options = options_for(method_options, name)
-        cls = classes[name]
-        extra = {"method": name, "class": f"{cls.__module__}.{cls.__qualname__}", "seed": seed,
-                 "options": options, "config": asdict(config), "mean": mean, "std": std,
-                 "maps": None if given is None else setup_hash(nn.Module(), given)}  # fmt: skip
-        key = cache_key(base, extra)  # the method's cell: everything its curves depend on
-        path = None if cache_dir is None else Path(cache_dir) / "pixel" / key / f"{name}.pt"
-        spec = PixelCell(name, classes[name], options, config, seed, mean, std, device,
-                         progress and local, None if path is None else str(path))  # fmt: skip
-        cells.append(
-            Cell(
-                key=str(path or name),
-                fn=pixel_cell,
-                args=(spec,),
-                shared=(sent, images, target, fills, given),
-                label=f"pixel perturbation {name}",
-                busy=None if path is None else partial(locked_elsewhere, path),
-                locks=(PIXEL_KIND,),
+    with executor_for(executor, device=resolve_device(device)) as runner:
+        local = isinstance(runner, LocalExecutor)
+        sent = for_cells(runner, model)
+        cells = []
+        for name in names:
+            given = None if maps is None else maps.get(name)  # precomputed, else computed
+            options = options_for(method_options, name)
+            cls = classes[name]
+            extra = {
+                "method": name,
+                "class": f"{cls.__module__}.{cls.__qualname__}",
+                "seed": seed,
+                "options": options,
+                "config": asdict(config),
+                "mean": mean,
+                "std": std,
+                "maps": None if given is None else setup_hash(nn.Module(), given),
+            }
+            key = cache_key(base, extra)  # the method's cell: everything its curves depend on
+            path = None if cache_dir is None else Path(cache_dir) / "pixel" / key / f"{name}.pt"
+            where = None if path is None else str(path)
+            spec = PixelCell(
+                name, cls, options, config, seed, mean, std, device, progress and local, where
             )
-        )
-    bar = tqdm(total=len(cells), desc="pixel perturbation", disable=not progress)
-    try:
-        done, failures = runner.run(cells, lambda cell, table: bar.update(1))
-    finally:
-        bar.close()
-        if not isinstance(executor, Executor):
-            runner.close()
-    raise_failures(failures)  # every failed method with its error; the others are cached
+            cells.append(
+                Cell(
+                    key=str(path or name),
+                    fn=pixel_cell,
+                    args=(spec,),
+                    shared=(sent, images, target, fills, given),
+                    label=f"pixel perturbation {name}",
+                    busy=None if path is None else partial(locked_elsewhere, path),
+                    locks=(PIXEL_KIND,),
+                )
+            )
+        # a method that failed raises, with its error, once the others are done and cached
+        done = run_cells(runner, cells, "pixel perturbation", progress)
     result = BenchmarkResult("pixel", model_name, names, [], [])
     shape = (len(reps), 2, len(config.orders), len(config.fractions), len(images))
     for name, cell in zip(names, cells):

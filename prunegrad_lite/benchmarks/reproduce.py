@@ -56,7 +56,7 @@ from prunegrad_lite.benchmarks.executor import (
     CellFailure,
     CellsFailed,
     Executor,
-    make_executor,
+    executor_for,
     raise_failures,
 )
 from prunegrad_lite.benchmarks.locks import release_all
@@ -194,15 +194,11 @@ def reproduce(
     cache = out_dir / "cache"
     heal(cache)  # unreadable cached files: named in a warning and deleted (cache.py)
     report = ReproduceReport(out_dir, preset)
-    runner = make_executor(executor, address, device=dev)
     failures: list[CellFailure] = []
     t_run = time.perf_counter()
-    try:
+    with executor_for(executor, address, device=dev) as runner:
         _run_models(report, model_names, which, chosen, preset, dev, out_dir, cache, seed,
                     progress, weights, imagenet_folder, imagenet_images, runner, failures)  # fmt: skip
-    finally:
-        if not isinstance(executor, Executor):
-            runner.close()
     report.seconds["total"] = round(time.perf_counter() - t_run, 1)
     run = {
         "preset": dataclasses.asdict(preset),

@@ -50,7 +50,6 @@ Example
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
@@ -76,6 +75,7 @@ from prunegrad_lite.benchmarks.executor import (
     Cell,
     Executor,
     LocalExecutor,
+    for_cells,
     make_executor,
     raise_failures,
 )
@@ -270,7 +270,7 @@ def roar(
             for m in labels
             if m != "random"  # the random ranking's mask is independent of the image: chance
         ]
-    maps_model = model if local else copy.deepcopy(model).cpu()  # a worker may have no GPU
+    maps_model = for_cells(runner, model)
     records: dict[tuple[str, float, int, str], dict[str, Any]] = {}
     bar = tqdm(total=len(references) + len(grid), desc="ROAR cells", disable=not progress)
 
@@ -331,7 +331,7 @@ def roar(
         failures += failed
     finally:
         bar.close()
-        if not isinstance(executor, Executor):
+        if runner is not executor:
             runner.close()  # the executor this call made (a Ray instance it started)
     raise_failures(failures)  # every failed cell with its error; the others are cached
     order = [(sp.name, sp.fraction, sp.seed, sp.variant) for sp in references + grid]

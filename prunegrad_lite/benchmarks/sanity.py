@@ -64,7 +64,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from prunegrad_lite.benchmarks.attribution_maps import (
     MethodLike,
@@ -85,9 +84,9 @@ from prunegrad_lite.benchmarks.randomisation import (  # re-exported: the course
 from prunegrad_lite.benchmarks.executor import (
     Cell,
     Executor,
-    LocalExecutor,
-    make_executor,
-    raise_failures,
+    executor_for,
+    for_cells,
+    run_cells,
 )
 from prunegrad_lite.benchmarks.results import BenchmarkResult
 from prunegrad_lite.benchmarks.sanity_cells import LOCK_KINDS as SANITY_LOCKS
@@ -189,32 +188,25 @@ def sanity_checks(
     shown, k = _example_columns(len(stages)), min(config.example_images, len(images))
     example_maps: dict[str, list[Tensor]] = {"original": [original[n][:k] for n in names]}
     steps = StepCache(cache_dir, base, images, names, method_options, config, seed)
-    runner = make_executor(executor or "local", device=resolve_device(device))
-    local = isinstance(runner, LocalExecutor)
-    data = SanityData(base if local else copy.deepcopy(base).cpu(), images, target, original,
-                      stages, classes, method_options, config, seed, device, steps, k)  # fmt: skip
-    cells = [
-        Cell(
-            key=f"{vname}/d{d}/s{i + 1}",
-            fn=sanity_step,
-            args=(SanityStep(init, variant, vname, d, i + 1, example),),
-            shared=(data,),
-            label=f"sanity {vname} draw {d} stage {stage.name}",
-            locks=SANITY_LOCKS,
-        )
-        for init, variant, vname in runs
-        for d in range(config.draws)
-        for i, stage in enumerate(stages)  # from the logits down
-        for example in [vname == "cascading" and d == 0 and i + 1 in shown and k > 0]
-    ]
-    bar = tqdm(total=len(cells), desc="sanity checks", disable=not progress)
-    try:
-        done, failures = runner.run(cells, lambda cell, values: bar.update(1))
-    finally:
-        bar.close()
-        if not isinstance(executor, Executor):
-            runner.close()
-    raise_failures(failures)  # every failed step with its error; the others are cached
+    with executor_for(executor, device=resolve_device(device)) as runner:
+        data = SanityData(for_cells(runner, base), images, target, original, stages, classes,
+                          method_options, config, seed, device, steps, k)  # fmt: skip
+        cells = [
+            Cell(
+                key=f"{vname}/d{d}/s{i + 1}",
+                fn=sanity_step,
+                args=(SanityStep(init, variant, vname, d, i + 1, example),),
+                shared=(data,),
+                label=f"sanity {vname} draw {d} stage {stage.name}",
+                locks=SANITY_LOCKS,
+            )
+            for init, variant, vname in runs
+            for d in range(config.draws)
+            for i, stage in enumerate(stages)  # from the logits down
+            for example in [vname == "cascading" and d == 0 and i + 1 in shown and k > 0]
+        ]
+        # a step that failed raises, with its error, once the others are done and cached
+        done = run_cells(runner, cells, "sanity checks", progress)
     measures = len(config.measures)
     for cell in cells:  # in the steps' order, whatever order they finished in
         step: SanityStep = cell.args[0]
