@@ -38,8 +38,15 @@ def spy(monkeypatch):
     return calls
 
 
+@pytest.fixture(params=["numpy_sort", "topk"])
+def selection(request, monkeypatch):
+    """Both ways of selecting within a short row: NumPy's row sort and torch's ``topk``."""
+    monkeypatch.setattr(percentile, "_NUMPY_SIMD_SORT", request.param == "numpy_sort")
+    return request.param
+
+
 @pytest.mark.parametrize("q", QS)
-def test_direct_branch_equals_numpy_with_ties_zero_rows_and_constant_rows(q, spy):
+def test_direct_branch_equals_numpy_with_ties_zero_rows_and_constant_rows(q, spy, selection):
     gen = torch.Generator().manual_seed(0)
     values = torch.rand(7, 1001, generator=gen)
     values[:, :300] = 0.0  # ties at zero, like dead neurons
@@ -54,7 +61,7 @@ def test_direct_branch_equals_numpy_with_ties_zero_rows_and_constant_rows(q, spy
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
-def test_tiny_rows(m):
+def test_tiny_rows(m, selection):
     gen = torch.Generator().manual_seed(m)
     values = torch.randint(0, 3, (6, m), generator=gen).float()  # ties in tiny rows too
     for q in QS:
@@ -73,7 +80,7 @@ def test_numpy_interpolation_is_reproduced_bit_for_bit():
         )
 
 
-def test_pieces_of_rows_equal_the_concatenated_rows_and_other_dtypes():
+def test_pieces_of_rows_equal_the_concatenated_rows_and_other_dtypes(selection):
     values = scores_like(4, 5000, seed=1)
     parts = [p.reshape(4, -1, 10) for p in values.split([1000, 3990, 10], dim=1)]  # any shape
     for q in (0.3, 0.93):
@@ -86,7 +93,7 @@ def test_pieces_of_rows_equal_the_concatenated_rows_and_other_dtypes():
     )
 
 
-def test_pair_of_rows_selects_on_either_side_with_ties():
+def test_pair_of_rows_selects_on_either_side_with_ties(selection):
     gen = torch.Generator().manual_seed(4)
     mat = torch.randint(0, 20, (5, 200), generator=gen).float()
     ordered = mat.sort(dim=1).values
@@ -97,7 +104,7 @@ def test_pair_of_rows_selects_on_either_side_with_ties():
 
 
 @pytest.mark.parametrize("q", [0.05, 0.3, 0.6, 0.9, 0.93, 0.99])
-def test_bracketed_branch_equals_numpy(q, spy, monkeypatch):
+def test_bracketed_branch_equals_numpy(q, spy, monkeypatch, selection):
     monkeypatch.setattr(percentile, "DIRECT_MAX", 1000)
     values = scores_like(5, 40_000, seed=5)
     if q < 0.5:  # below the run of zeros: a bracket (0, 0] is empty, see the fallback test
@@ -110,7 +117,7 @@ def test_bracketed_branch_equals_numpy(q, spy, monkeypatch):
     assert len(spy) == 1 and spy[0] is not None and bool(spy[0][2].all())  # no row fell back
 
 
-def test_fallback_for_rows_whose_bracket_misses(spy, monkeypatch):
+def test_fallback_for_rows_whose_bracket_misses(spy, monkeypatch, selection):
     """A row whose ranks sit in a long run of ties, and one the sample misleads: direct branch."""
     monkeypatch.setattr(percentile, "DIRECT_MAX", 1000)
     values = scores_like(4, 30_000, seed=6)
@@ -151,7 +158,30 @@ def test_huge_rows_take_the_bracketed_branch(spy):
     assert len(spy) == 2 and all(c is not None and bool(c[2].all()) for c in spy)
 
 
-def test_kth_pair_returns_both_order_statistics():
+def test_numpy_sort_route_leaves_the_callers_rows_alone(monkeypatch):
+    """The sort runs in a copy of the caller's rows (strided ones too), in place only on ours."""
+    monkeypatch.setattr(percentile, "_NUMPY_SIMD_SORT", True)
+    values = scores_like(6, 3000, seed=11)
+    strided = scores_like(3000, 6, seed=12).t()  # (6, 3000), not contiguous
+    for rows in (values, strided, values[:, 1000:]):
+        before = rows.clone()
+        assert percentile._numpy_sorts(rows)
+        np.testing.assert_array_equal(
+            percentile_threshold(rows, 0.93).numpy(), numpy_percentile(before, 0.93)
+        )
+        assert torch.equal(rows, before)
+    parts = list(values.split([1000, 2000], dim=1))  # concatenated by the module: sorted there
+    np.testing.assert_array_equal(
+        percentile_threshold(parts, 0.5).numpy(), numpy_percentile(values, 0.5)
+    )
+    assert torch.equal(torch.cat(parts, dim=1), values)
+    # not taken: another dtype, long rows, rows that require grad
+    assert not percentile._numpy_sorts(values.double())
+    assert not percentile._numpy_sorts(torch.zeros(1, percentile.DIRECT_MAX + 1))
+    assert not percentile._numpy_sorts(values.clone().requires_grad_())
+
+
+def test_kth_pair_returns_both_order_statistics(selection):
     values = scores_like(3, 777, seed=8)
     ordered = values.sort(dim=1).values
     for r in (0, 400, 775, 776):

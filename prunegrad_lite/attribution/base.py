@@ -311,12 +311,14 @@ def checked(model: nn.Module, inputs: Tensor) -> Iterator[Tensor]:
 
 
 def input_gradient(
-    model: nn.Module, inputs: Tensor, target: Tensor, *, create_graph: bool = False
+    model: nn.Module, inputs: Tensor, target: TargetLike, *, create_graph: bool = False
 ) -> tuple[Tensor, Tensor]:
     """``dS_target / d inputs`` and the logits, in one forward and one backward pass.
 
-    ``inputs`` (N, ...) is not modified; the gradient has its shape. Works inside
-    ``torch.no_grad()``. Model parameters receive no ``.grad``.
+    ``target`` is resolved on this pass's own logits (None: the predicted class), so no
+    extra forward pass is needed to find it. ``inputs`` (N, ...) is not modified; the
+    gradient has its shape. Works inside ``torch.no_grad()``. Model parameters receive no
+    ``.grad``.
     """
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)
@@ -327,6 +329,7 @@ def input_gradient(
                 f"the model returned {logits.shape[0]} rows of logits for {x.shape[0]} inputs: "
                 "its forward must keep the batch dimension (one row of class scores per input)"
             )
+        target = resolve_target(target, logits)
         (grad,) = torch.autograd.grad(
             target_scores(logits, target).sum(), x, create_graph=create_graph
         )

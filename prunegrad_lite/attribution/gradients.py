@@ -36,12 +36,13 @@ __all__ = [
 DEFAULT_INTERNAL_BATCH = 64  # samples per forward pass in expanded batches (IG steps, noise)
 
 
-def gradient(model: nn.Module, inputs: Tensor, target: Tensor) -> Tensor:
-    """Signed input gradient ``dS_c/dx`` (N, ...): one forward and one backward pass."""
+def gradient(model: nn.Module, inputs: Tensor, target: TargetLike) -> Tensor:
+    """Signed input gradient ``dS_c/dx`` (N, ...): one forward and one backward pass (the
+    target, None for the predicted class, is read off that same forward)."""
     return input_gradient(model, inputs, target)[0]
 
 
-def grad_x_input(model: nn.Module, inputs: Tensor, target: Tensor) -> Tensor:
+def grad_x_input(model: nn.Module, inputs: Tensor, target: TargetLike) -> Tensor:
     """Gradient times input, ``x * dS_c/dx`` (N, ...)."""
     return inputs * gradient(model, inputs, target)
 
@@ -145,8 +146,7 @@ class Gradient(Attribution):
     name = "gradient"
 
     def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
-        _, t = self._predict(inputs, target)
-        return gradient(self.model, inputs, t)
+        return gradient(self.model, inputs, target)  # one pass: no separate prediction
 
 
 class GradientXInput(Attribution):
@@ -160,8 +160,7 @@ class GradientXInput(Attribution):
     name = "grad_x_input"
 
     def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
-        _, t = self._predict(inputs, target)
-        return grad_x_input(self.model, inputs, t)
+        return grad_x_input(self.model, inputs, target)  # one pass: no separate prediction
 
 
 class IntegratedGradients(Attribution):

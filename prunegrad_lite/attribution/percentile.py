@@ -1,4 +1,4 @@
-"""Exact per-row percentiles by selection: PruneGrad's pruning threshold, without a sort.
+"""Exact per-row percentiles: PruneGrad's pruning threshold, without a torch sort.
 
 :func:`percentile_threshold` returns, for every row, exactly what
 ``numpy.percentile(row, 100 * q)`` (``method="linear"``) returns, ties included: the two order
@@ -10,7 +10,9 @@ Three branches, each exact on its own:
 
 * **direct** (rows up to :data:`DIRECT_MAX` values, and every row the other branches hand
   back): ``topk`` of the smaller side of the wanted rank, then the two order statistics from
-  that small result. One selection, no tie pass.
+  that small result; one selection, no tie pass. On the CPU with NumPy 2, float32 rows are
+  instead sorted by NumPy's SIMD sort and the two columns read off: faster than ``topk``
+  there (see :func:`_numpy_sorts`), and as exact.
 * **bracketed** (longer rows, VGG16: 13.5M values per image): a sample of each row gives a
   bracket ``(low, high]`` that holds the wanted ranks with near certainty. Two comparison
   passes count the values above each end, only the values inside (a few percent of the row)
@@ -25,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,17 +37,45 @@ __all__ = ["DIRECT_MAX", "SAMPLE_SIZE", "kth_pair", "percentile_threshold"]
 DIRECT_MAX = 1 << 17
 #: Values per row in the sample that places the bracketed branch's bracket.
 SAMPLE_SIZE = 8192
+_NUMPY_SIMD_SORT = int(np.__version__.split(".")[0]) >= 2  # see _numpy_sorts
 _MAX_CANDIDATES = 0.25  # a row with this fraction of its values more than needed: direct
 
 
-def _pair_of_rows(mat: Tensor, j: int) -> tuple[Tensor, Tensor]:
+def _numpy_sorts(mat: Tensor) -> bool:
+    """Whether :func:`_pair_of_rows` sorts ``mat``'s rows with NumPy instead of ``topk``.
+
+    On the CPU, NumPy 2 sorts float32 rows with SIMD (x86-simd-sort on AVX2/AVX-512, Highway
+    on Arm): 64 rows of 56,448 scores in 10 ms on one thread, where ``topk``'s selection,
+    which builds a (value, index) pair per element, takes 23 ms. Long rows (more than
+    :data:`DIRECT_MAX` values) keep the selection, whose cost does not grow with log C.
+    """
+    return (
+        _NUMPY_SIMD_SORT
+        and mat.device.type == "cpu"
+        and mat.dtype == torch.float32
+        and mat.shape[1] <= DIRECT_MAX
+        and not mat.requires_grad
+    )
+
+
+def _pair_of_rows(mat: Tensor, j: int, owned: bool = False) -> tuple[Tensor, Tensor]:
     """Order statistics ``j`` and ``min(j + 1, C - 1)`` (0-based, ascending) of each row of (N, C).
 
     ``topk`` of the side of rank ``j`` with fewer values, then the two that border it: the
-    values ``topk`` returns are a multiset, so ties need no separate pass.
+    values ``topk`` returns are a multiset, so ties need no separate pass. Where
+    :func:`_numpy_sorts`, the rows are sorted instead (in place when ``owned``: a matrix
+    this module made, never the caller's) and the two columns read off.
     """
     c = mat.shape[1]
     j2 = min(j + 1, c - 1)
+    if _numpy_sorts(mat):
+        owned = owned or not mat.is_contiguous()  # .contiguous() copies: the copy is ours
+        rows = mat.contiguous().numpy()
+        if owned:
+            rows.sort(axis=1)
+        else:
+            rows = np.sort(rows, axis=1)
+        return torch.from_numpy(rows[:, j].copy()), torch.from_numpy(rows[:, j2].copy())
     if j2 + 1 <= c - j:  # ranks 0 .. j2 are the smaller side
         side = mat.topk(j2 + 1, dim=1, largest=False, sorted=False).values  # (N, j2 + 1)
         two = side.topk(min(2, j2 + 1), dim=1, largest=True, sorted=True).values
@@ -55,8 +86,9 @@ def _pair_of_rows(mat: Tensor, j: int) -> tuple[Tensor, Tensor]:
 
 
 def _direct(parts: Sequence[Tensor], r: int) -> tuple[Tensor, Tensor]:
-    flat = parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=1)  # (N, M)
-    return _pair_of_rows(flat, r)
+    if len(parts) == 1:
+        return _pair_of_rows(parts[0], r)  # (N, M), the caller's: sorted in a copy
+    return _pair_of_rows(torch.cat(list(parts), dim=1), r, owned=True)
 
 
 def _row_counts(mask: Tensor) -> Tensor:
@@ -141,7 +173,7 @@ def _bracketed(parts: Sequence[Tensor], m: int, r: int) -> tuple[Tensor, Tensor,
         row = torch.repeat_interleave(rows, c)  # row of every value
         col = torch.arange(vals.numel(), device=low.device) - (torch.cumsum(c, 0) - c)[row]
         cand[row, col + s[row]] = vals
-    v_r, v_r2 = _pair_of_rows(cand, t)
+    v_r, v_r2 = _pair_of_rows(cand, t, owned=True)
     return v_r, (v_r if r2 == r else v_r2), ok
 
 
@@ -172,7 +204,8 @@ def percentile_threshold(values: Tensor | Sequence[Tensor], sparsity: float) -> 
 
     ``values`` (N, M), or a list of (N, m_i) pieces of the rows (never concatenated when the
     rows are long), -> (N,) in float64. The values must be finite (NaN raises a ``ValueError``;
-    numpy's NaN from ``inf - inf`` is not reproduced); integer values are read as float64. A selection, never a sort of the rows.
+    numpy's NaN from ``inf - inf`` is not reproduced); integer values are read as float64. Short float32
+    rows on the CPU are sorted by NumPy, everything else is selected (``topk``), never sorted.
 
     Example
     -------
