@@ -177,7 +177,7 @@ def test_numpy_sort_route_leaves_the_callers_rows_alone(monkeypatch):
     assert torch.equal(torch.cat(parts, dim=1), values)
     # not taken: another dtype, long rows, rows that require grad
     assert not percentile._numpy_sorts(values.double())
-    assert not percentile._numpy_sorts(torch.zeros(1, percentile.DIRECT_MAX + 1))
+    assert not percentile._numpy_sorts(torch.zeros(1, percentile.SORT_MAX + 1))
     assert not percentile._numpy_sorts(values.clone().requires_grad_())
 
 
@@ -214,3 +214,35 @@ def test_row_counts_equal_a_plain_sum(m):
     counts = percentile._row_counts(mask)
     assert counts.dtype == torch.int64
     torch.testing.assert_close(counts, mask.long().sum(1), rtol=0, atol=0)
+
+
+def test_rows_are_sorted_in_blocks_on_torch_threads_and_errors_reach_the_caller(monkeypatch):
+    threads = torch.get_num_threads()
+    rows = scores_like(9, 30_000, seed=13).numpy()  # 270,000 values: up to 4 blocks
+    want = np.sort(rows, axis=1)
+    started = []
+    original = percentile.threading.Thread
+
+    def counted(*args, **kwargs):
+        started.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(percentile.threading, "Thread", counted)
+    try:
+        torch.set_num_threads(3)
+        got = rows.copy()
+        percentile._sort_rows(got)
+        np.testing.assert_array_equal(got, want)
+        assert len(started) == 2  # 3 blocks: two threads and the caller's
+        frozen = rows.copy()
+        frozen.flags.writeable = False  # every block's sort raises
+        with pytest.raises(ValueError, match="read-only"):
+            percentile._sort_rows(frozen)
+        torch.set_num_threads(1)
+        started.clear()
+        got = rows.copy()
+        percentile._sort_rows(got)
+        np.testing.assert_array_equal(got, want)
+        assert started == []  # one thread: no worker
+    finally:
+        torch.set_num_threads(threads)
