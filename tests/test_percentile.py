@@ -246,3 +246,14 @@ def test_rows_are_sorted_in_blocks_on_torch_threads_and_errors_reach_the_caller(
         assert started == []  # one thread: no worker
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_select_equals_masked_select_row_major(dtype):
+    """NumPy's compress (CPU) and masked_select (bfloat16, other devices) give the same values."""
+    values = scores_like(5, 3000, seed=14).to(dtype)
+    mask = torch.rand(5, 3000, generator=torch.Generator().manual_seed(15)) < 0.1
+    for v, m in ((values, mask), (values[:, ::2], mask[:, ::2])):  # strided pieces too
+        got = percentile._select(v, m)
+        assert got.dtype == dtype
+        assert torch.equal(got, v.masked_select(m))
