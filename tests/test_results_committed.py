@@ -7,6 +7,7 @@ must be one that ``summary.md`` prints: a number in prose that no file backs fai
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -65,3 +66,33 @@ def test_the_committed_results_hold_their_per_image_values(stem):
 
     payload = json.loads((RESULTS / f"{stem}.json").read_text())
     assert payload.get("units"), f"{stem}.json has no per-image values"
+
+
+def test_the_readme_speed_paragraph_quotes_the_committed_bench_run():
+    """Every ratio, memory factor and batching gain of the GPU section is in the bench's JSON."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## On a GPU")
+    section = " ".join(readme[start : readme.index("\n## ", start + 1)].split())
+    (name,) = re.findall(r"docs/perf/(bench_prunegrad-[\w.-]+\.json)", section)
+    run = json.loads((ROOT / "docs" / "perf" / name).read_text())
+    cases = {c["case"]: c for c in run["cases"]}
+
+    def x(value: float) -> str:
+        return f"{value:.2f}x"
+
+    for case, label in (("fashion", "shipped model"), ("vgg16", "VGG16"), ("resnet50", "ResNet50")):
+        one, two = (t["ratio"] for t in cases[case]["timings"])
+        assert f"{x(one)} / {x(two)}" in section, (case, label)
+    memory = " / ".join(x(cases[c]["memory_ratio"]) for c in ("fashion", "vgg16", "resnet50"))
+    assert f"peak memory {memory}" in section
+    fashion = cases["fashion"]
+    one = fashion["timings"][0]
+    assert f"{one['threshold_s'] * 1e3:.0f} ms of {one['prunegrad_s'] * 1e3:.0f} ms" in section
+    passes = (one["prunegrad_s"] - one["threshold_s"]) / one["gradient_s"]
+    assert f"passes come to {passes:.1f}x" in section
+    assert f"threshold to {one['threshold_s'] / one['gradient_s']:.2f}x" in section
+    assert f"runs {fashion['batched_speedup']:.1f}x faster" in section
+    vgg = cases["vgg16"]["timings"][0]
+    assert f"{vgg['threshold_s']:.1f} s of {vgg['prunegrad_s']:.1f} s on VGG16" in section
+    assert f"({fashion['grad_batched_speedup']:.1f}x in the same run)" in section
+    assert f"takes {fashion['batch1_ratio']:.1f}x the gradient's time" in section

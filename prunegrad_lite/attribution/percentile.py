@@ -16,7 +16,7 @@ Three branches, each exact on its own:
 * **bracketed** (longer rows, VGG16: 13.5M values per image): a sample of each row gives a
   bracket ``(low, high]`` that holds the wanted ranks with near certainty. Two comparison
   passes count the values above each end, only the values inside (a few percent of the row)
-  are copied out, and the selection runs on them.
+  are copied out (NumPy's ``compress`` on the CPU), and the selection runs on them.
 * **fallback**: a row whose bracket misses the wanted ranks (a misleading sample, or the
   ranks inside a long run of tied values at an end of the bracket) or holds too many values
   is detected by its counts and goes through the direct branch.
