@@ -186,28 +186,30 @@ def test_gradcam_refuses_what_it_cannot_explain(x64):
     assert hook_count(cnn) == 0 and hook_count(stray) == 0
 
 
-class _FailsOnSecondCall(nn.Module):
-    """Wraps a model; its second forward raises after the first ReLU has run."""
+class _FailsOnCall(nn.Module):
+    """Wraps a model; its forward number ``fail_at`` (and later ones) raises after the model ran."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, fail_at: int) -> None:
         super().__init__()
-        self.model, self.calls = model, 0
+        self.model, self.calls, self.fail_at = model, 0, fail_at
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         y = self.model(x)
-        if self.calls >= 2:
+        if self.calls >= self.fail_at:
             raise RuntimeError("boom")
         return y
 
 
-@pytest.mark.parametrize("name", ["guided_backprop", "gradcam", "fullgrad"])
-def test_nothing_left_behind_when_the_forward_raises(name, x64):
-    model = _FailsOnSecondCall(tiny_cnn(bn=True, dtype=torch.float64)).eval()
+# the hooked pass is Guided Backprop's and Grad-CAM's only one (it also gives the target), and
+# FullGrad's second (the first finds the target)
+@pytest.mark.parametrize("name, hooked", [("guided_backprop", 1), ("gradcam", 1), ("fullgrad", 2)])
+def test_nothing_left_behind_when_the_forward_raises(name, hooked, x64):
+    model = _FailsOnCall(tiny_cnn(bn=True, dtype=torch.float64), hooked).eval()
     before = snapshot(model)
-    with pytest.raises(RuntimeError, match="boom"):  # 1st call: the target; 2nd: the hooked pass
+    with pytest.raises(RuntimeError, match="boom"):
         METHODS[name](model).attribute(x64)
-    assert model.calls == 2
+    assert model.calls == hooked
     assert_unchanged(model, before)
     if name == "gradcam":
         model.calls = 0

@@ -212,7 +212,7 @@ def test_pass_counts_count_passes_per_image(cnn, x):
         {"integrated_gradients": {"steps": 7}},
     )
     assert counts.backward == {"gradient": 1, "integrated_gradients": 7, "prunegrad": 2}
-    assert counts.forward == {"gradient": 2, "integrated_gradients": 8, "prunegrad": 2}
+    assert counts.forward == {"gradient": 1, "integrated_gradients": 8, "prunegrad": 2}
     assert len(counts.table().splitlines()) == 4 and not cnn._forward_hooks
 
 

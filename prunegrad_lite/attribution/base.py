@@ -158,8 +158,8 @@ def check_inputs(model: nn.Module, inputs: Tensor) -> Tensor:
     return inputs.detach().to(device=model_device(model), dtype=dtype, copy=True)
 
 
-def _check_logits(logits: object) -> Tensor:
-    """The model's output, checked to be one tensor of class scores (N, K)."""
+def _check_logits(logits: object, batch: int | None = None) -> Tensor:
+    """The model's output, checked to be one tensor of class scores (N, K), N = ``batch``."""
     if not isinstance(logits, Tensor):
         what = type(logits).__name__
         keys = f" with keys {list(logits)[:5]}" if isinstance(logits, dict) else ""
@@ -178,6 +178,11 @@ def _check_logits(logits: object) -> Tensor:
         raise ValueError(
             f"the model returned a {logits.dtype} tensor of shape {tuple(logits.shape)}, but "
             f"attribution needs floating class scores (logits) of shape (N, K){hint}"
+        )
+    if batch is not None and logits.shape[0] != batch:
+        raise ValueError(
+            f"the model returned {logits.shape[0]} rows of logits for {batch} inputs: its "
+            "forward must keep the batch dimension (one row of class scores per input)"
         )
     return logits
 
@@ -323,12 +328,7 @@ def input_gradient(
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)
         # the model gets a non-leaf copy: a first in-place op (nn.ReLU(inplace=True)) is allowed
-        logits = _check_logits(model(x.clone()))  # (N, K)
-        if logits.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"the model returned {logits.shape[0]} rows of logits for {x.shape[0]} inputs: "
-                "its forward must keep the batch dimension (one row of class scores per input)"
-            )
+        logits = _check_logits(model(x.clone()), x.shape[0])  # (N, K)
         target = resolve_target(target, logits)
         (grad,) = torch.autograd.grad(
             target_scores(logits, target).sum(), x, create_graph=create_graph

@@ -26,7 +26,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunegrad_lite.attribution.activations import ActivationSite, intercept_activations
-from prunegrad_lite.attribution.base import Attribution, TargetLike, target_scores
+from prunegrad_lite.attribution.base import (
+    Attribution,
+    TargetLike,
+    _check_logits,
+    resolve_target,
+    target_scores,
+)
 
 __all__ = ["GradCAM", "gradcam"]
 
@@ -78,11 +84,11 @@ def _last_activation_output(model: nn.Module, inputs: Tensor) -> tuple[Tensor, T
 
 
 def gradcam(
-    model: nn.Module, inputs: Tensor, target: Tensor, layer: nn.Module | None = None
+    model: nn.Module, inputs: Tensor, target: TargetLike, layer: nn.Module | None = None
 ) -> Tensor:
     """Grad-CAM map (N, C, H, W), non-negative, equal across channels; see the module docstring.
 
-    ``target`` is a resolved long tensor (N,).
+    ``target`` (None: the predicted class) is resolved on this pass's own logits.
     """
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)
@@ -95,6 +101,7 @@ def gradcam(
                 f"Grad-CAM needs a 4-D feature map (N, K, h, w); the layer gives shape "
                 f"{tuple(feats.shape)}: pick a convolutional layer"
             )
+        target = resolve_target(target, _check_logits(logits, x.shape[0]))
         (grads,) = torch.autograd.grad(target_scores(logits, target).sum(), feats)
     weights = grads.mean(dim=(2, 3), keepdim=True)  # (N, K, 1, 1)
     cam = F.relu((weights * feats.detach()).sum(dim=1, keepdim=True))  # (N, 1, h, w)
@@ -145,5 +152,4 @@ class GradCAM(Attribution):
             raise ValueError(
                 f"Grad-CAM needs image inputs (N, C, H, W), got shape {tuple(inputs.shape)}"
             )
-        _, t = self._predict(inputs, target)
-        return gradcam(self.model, inputs, t, self.layer)
+        return gradcam(self.model, inputs, target, self.layer)  # one pass: no separate prediction

@@ -19,7 +19,13 @@ import torch
 from torch import Tensor, nn
 
 from prunegrad_lite.attribution.activations import ActivationSite, intercept_activations
-from prunegrad_lite.attribution.base import Attribution, TargetLike, target_scores
+from prunegrad_lite.attribution.base import (
+    Attribution,
+    TargetLike,
+    _check_logits,
+    resolve_target,
+    target_scores,
+)
 
 __all__ = ["GuidedBackprop", "guided_backprop"]
 
@@ -44,15 +50,17 @@ def _guide(site: ActivationSite, out: Tensor) -> Tensor:
     return _PositiveGradient.apply(out)
 
 
-def guided_backprop(model: nn.Module, inputs: Tensor, target: Tensor) -> Tensor:
+def guided_backprop(model: nn.Module, inputs: Tensor, target: TargetLike) -> Tensor:
     """Guided-backprop gradient of ``S_target`` with respect to ``inputs`` (N, ...), signed.
 
-    ``target`` is a resolved long tensor (N,); the model's parameters get no ``.grad``.
+    ``target`` (None: the predicted class) is resolved on this pass's logits, which guiding
+    leaves unchanged (it alters the backward pass only); the model's parameters get no ``.grad``.
     """
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)
         with intercept_activations(model, _guide, names=False):
             logits = model(x)  # (N, K)
+        target = resolve_target(target, _check_logits(logits, x.shape[0]))
         (grad,) = torch.autograd.grad(target_scores(logits, target).sum(), x)
     return grad
 
@@ -75,5 +83,4 @@ class GuidedBackprop(Attribution):
     name = "guided_backprop"
 
     def _attribute(self, inputs: Tensor, target: TargetLike) -> Tensor:
-        _, t = self._predict(inputs, target)
-        return guided_backprop(self.model, inputs, t)
+        return guided_backprop(self.model, inputs, target)  # one pass: no separate prediction

@@ -279,8 +279,9 @@ def format_similarity(run: MethodMaps, reference: str = "gradient") -> str:
 def answer_pass_counts(model: nn.Module, inputs: Tensor, steps: int = 4, samples: int = 3) -> str:
     """Check: Integrated Gradients with ``steps`` steps backpropagates ``steps`` passes per
     image, SmoothGrad with ``samples`` noisy copies ``samples``, PruneGrad 2, whatever the
-    sparsity; each also runs one forward pass to find the predicted class, except PruneGrad,
-    whose scoring pass gives it. Returns the table."""
+    sparsity; Integrated Gradients and SmoothGrad also run one forward pass to find the predicted
+    class, the gradient reads it off its own pass and PruneGrad off its scoring pass. Returns the
+    table."""
     counts = pass_counts(
         model,
         inputs,
@@ -293,7 +294,8 @@ def answer_pass_counts(model: nn.Module, inputs: Tensor, steps: int = 4, samples
         "smoothgrad": samples,
         "prunegrad": 2,
     }, counts.table()
-    assert counts.forward["prunegrad"] == 2 and counts.forward["gradient"] == 2, counts.table()
+    assert counts.forward["prunegrad"] == 2 and counts.forward["gradient"] == 1, counts.table()
+    assert counts.forward["smoothgrad"] == samples + 1, counts.table()
     assert counts.forward["integrated_gradients"] == steps + 1, counts.table()
     return counts.table()
 
