@@ -41,7 +41,7 @@ def spy(monkeypatch):
 @pytest.fixture(params=["numpy_sort", "topk"])
 def selection(request, monkeypatch):
     """Both ways of selecting within a short row: NumPy's row sort and torch's ``topk``."""
-    monkeypatch.setattr(percentile, "_NUMPY_SIMD_SORT", request.param == "numpy_sort")
+    monkeypatch.setattr(percentile, "_NUMPY_SORT", request.param == "numpy_sort")
     return request.param
 
 
@@ -160,7 +160,7 @@ def test_huge_rows_take_the_bracketed_branch(spy):
 
 def test_numpy_sort_route_leaves_the_callers_rows_alone(monkeypatch):
     """The sort runs in a copy of the caller's rows (strided ones too), in place only on ours."""
-    monkeypatch.setattr(percentile, "_NUMPY_SIMD_SORT", True)
+    monkeypatch.setattr(percentile, "_NUMPY_SORT", True)
     values = scores_like(6, 3000, seed=11)
     strided = scores_like(3000, 6, seed=12).t()  # (6, 3000), not contiguous
     for rows in (values, strided, values[:, 1000:]):
@@ -257,3 +257,14 @@ def test_select_equals_masked_select_row_major(dtype):
         got = percentile._select(v, m)
         assert got.dtype == dtype
         assert torch.equal(got, v.masked_select(m))
+
+
+def test_the_faster_way_is_measured_once_per_process(monkeypatch):
+    monkeypatch.setattr(percentile, "_NUMPY_SORT", None)
+    first = percentile._numpy_sort_is_faster()
+    assert isinstance(first, bool) and percentile._NUMPY_SORT is first
+    monkeypatch.setattr(percentile.np, "sort", None)  # not measured again
+    assert percentile._numpy_sort_is_faster() is first
+    values = scores_like(4, 2000, seed=16)
+    monkeypatch.setattr(percentile, "_NUMPY_SORT", False)  # a machine where topk is faster
+    assert not percentile._numpy_sorts(values)

@@ -10,9 +10,9 @@ Three branches, each exact on its own:
 
 * **direct** (rows up to :data:`DIRECT_MAX` values, and every row the other branches hand
   back): ``topk`` of the smaller side of the wanted rank, then the two order statistics from
-  that small result; one selection, no tie pass. On the CPU with NumPy 2, float32 rows are
-  instead sorted by NumPy's SIMD sort and the two columns read off: faster than ``topk``
-  there (see :func:`_numpy_sorts`), and as exact.
+  that small result; one selection, no tie pass. On the CPU, float32 rows are instead
+  sorted by NumPy and the two columns read off where that is faster than ``topk`` (NumPy 2's
+  SIMD sort on x86, see :func:`_numpy_sorts`): as exact.
 * **bracketed** (longer rows, VGG16: 13.5M values per image): a sample of each row gives a
   bracket ``(low, high]`` that holds the wanted ranks with near certainty. Two comparison
   passes count the values above each end, only the values inside (a few percent of the row)
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,25 +41,54 @@ DIRECT_MAX = 1 << 17
 SORT_MAX = 1 << 22
 #: Values per row in the sample that places the bracketed branch's bracket.
 SAMPLE_SIZE = 8192
-_NUMPY_SIMD_SORT = int(np.__version__.split(".")[0]) >= 2  # see _numpy_sorts
+_NUMPY_SORT: bool | None = None  # NumPy's row sort is faster here: None until measured
 _MAX_CANDIDATES = 0.25  # a row with this fraction of its values more than needed: direct
+
+
+def _numpy_sort_is_faster() -> bool:
+    """Whether NumPy sorts float32 rows faster than ``topk`` selects in them, on this machine.
+
+    Measured once per process (about 2 ms) on 8 rows of 16,384 score-like values (half of them
+    0), best of three each. Both ways are exact; only the speed depends on the answer.
+    """
+    global _NUMPY_SORT
+    if _NUMPY_SORT is None:
+        gen = torch.Generator().manual_seed(0)
+        rows = torch.rand(8, 1 << 14, generator=gen) ** 4
+        rows[:, ::2] = 0.0
+        k = rows.shape[1] // 10
+
+        def best(fn) -> float:
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+            return min(times)
+
+        t_sort = best(lambda: np.sort(rows.numpy(), axis=1))
+        t_topk = best(lambda: rows.topk(k, dim=1, sorted=False))
+        _NUMPY_SORT = t_sort < t_topk
+    return _NUMPY_SORT
 
 
 def _numpy_sorts(mat: Tensor) -> bool:
     """Whether :func:`_pair_of_rows` sorts ``mat``'s rows with NumPy instead of ``topk``.
 
-    On the CPU, NumPy 2 sorts float32 rows with SIMD (x86-simd-sort on AVX2/AVX-512, Highway
-    on Arm): 64 rows of 56,448 scores in 10 ms on one thread, where ``topk``'s selection,
-    which builds a (value, index) pair per element, takes 23 ms; 4 rows of 522,837 (the
-    bracketed branch's candidates on VGG16) 12 ms against 33 ms. Rows of more than
-    :data:`SORT_MAX` values keep the selection, whose cost does not grow with log C.
+    On x86 CPUs NumPy 2 sorts float32 rows with SIMD (x86-simd-sort, AVX2 or AVX-512): on a
+    2-core AVX-512 machine 64 rows of 56,448 scores in 10 ms on one thread, where ``topk``'s
+    selection, which builds a (value, index) pair per element, takes 23 ms; 4 rows of 522,837
+    (the bracketed branch's candidates on VGG16) 12 ms against 33 ms. Where NumPy's sort is
+    not faster (no SIMD sort for this CPU or NumPy), :func:`_numpy_sort_is_faster` says so and
+    ``topk`` stays. Rows of more than :data:`SORT_MAX` values keep the selection, whose cost
+    does not grow with log C.
     """
     return (
-        _NUMPY_SIMD_SORT
-        and mat.device.type == "cpu"
+        mat.device.type == "cpu"
         and mat.dtype == torch.float32
         and mat.shape[1] <= SORT_MAX
         and not mat.requires_grad
+        and _numpy_sort_is_faster()
     )
 
 
