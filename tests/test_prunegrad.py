@@ -620,3 +620,23 @@ def test_shipped_fashion_model_default_sparsity_is_calibrated():
     assert ex.sparsity == 0.93
     # calibrate_sparsity on these 512 images gave 0.9307 for a 15% mean relative change
     assert ex.prob_change.mean().item() == pytest.approx(0.15, abs=0.02)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_keep_is_score_above_threshold_exactly_as_in_float64(dtype):
+    """The keep mask (NumPy's comparison on the CPU, torch's for bfloat16) equals the float64
+    comparison, for scores on, just below and just above a threshold between two values."""
+    from prunegrad_lite.attribution.pruning import _keep
+
+    gen = torch.Generator().manual_seed(0)
+    scores = (torch.rand(3, 4, 5, 6, generator=gen) * 4).to(dtype)
+    flat = scores.flatten(1)
+    thr = flat[:, 7].double()  # a score itself: ties are pruned
+    thr[1] = (
+        flat[1, 3].double() + torch.nextafter(flat[1, 3], torch.tensor(9.0, dtype=dtype)).double()
+    ) / 2
+    thr[2] = -1.0  # everything kept
+    want = scores.double() > thr.view(-1, 1, 1, 1)
+    for s, w in ((scores, want), (scores.transpose(1, 3), want.transpose(1, 3))):  # strided too
+        got = _keep(s, thr)
+        assert got.dtype == torch.bool and torch.equal(got, w)
