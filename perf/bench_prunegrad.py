@@ -3,8 +3,8 @@
 For each case it prints and saves:
 
 * the median time of the plain gradient (``Gradient``: one forward and one backward pass; before
-  2026-12-01 it also ran a no-grad forward to find the target, which made earlier ratios look
-  better) and of PruneGrad, timed *interleaved*
+  commit edcf12a it also ran a no-grad forward to find the target, which made the ratios in
+  the earlier bench files look better) and of PruneGrad, timed *interleaved*
   (gradient, PruneGrad, gradient, ...) so that a change in machine load hits both alike, and
   their ratio, at 1 thread and at torch's default thread count (CPU);
 * the threshold step's share of the PruneGrad call (``masks_from_scores`` timed alone, on the

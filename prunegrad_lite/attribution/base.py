@@ -371,12 +371,7 @@ class Attribution:
     def _predict(self, inputs: Tensor, target: TargetLike) -> tuple[Tensor, Tensor]:
         """Logits (N, K) of the unchanged model without gradient, and the resolved target (N,)."""
         with torch.no_grad():
-            logits = _check_logits(self.model(inputs))
-        if logits.shape[0] != inputs.shape[0]:
-            raise ValueError(
-                f"the model returned {logits.shape[0]} rows of logits for {inputs.shape[0]} "
-                "inputs: its forward must keep the batch dimension"
-            )
+            logits = _check_logits(self.model(inputs), inputs.shape[0])
         return logits, resolve_target(target, logits)
 
     def __repr__(self) -> str:
