@@ -35,6 +35,29 @@ def test_masked_activation_equals_the_unfused_product_in_float64(kind, copies):
     assert torch.equal(g_got, g_expected)
 
 
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float64, torch.bfloat16]  # bfloat16: torch's product
+)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "copies", "in_place"])
+def test_masked_activation_forward_equals_the_product_on_every_route(dtype, layout):
+    """The mask product (NumPy's on the CPU for float32/64) equals torch's ``relu(x) * m``."""
+    gen = torch.Generator().manual_seed(1)
+    k = 3 if layout == "copies" else 1
+    x = torch.randn(k * 4, 6, 5, 7, generator=gen).to(dtype)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    m = (torch.rand(4, 6, 5, 7, generator=gen) > 0.5).view(torch.uint8)
+    expected = (torch.relu(x).view(k, 4, 6, 5, 7) * m).view(x.shape)
+    x_in = x.clone()
+    got = masked_activation(x_in, m, "relu", in_place=layout == "in_place")
+    assert got.dtype == dtype
+    assert torch.equal(got, expected)
+    if layout == "in_place":
+        assert got.data_ptr() == x_in.data_ptr()  # written into x's memory
+    else:
+        assert torch.equal(x_in, x)  # x itself untouched
+
+
 class Clean(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -12,6 +12,7 @@ import torchvision
 from torch import nn
 
 import prunegrad_lite as pgl
+from prunegrad_lite.attribution.activations import intercept_activations
 from prunegrad_lite.attribution.pruning import apply_masks, masks_from_scores, neuron_scores
 from helpers import hook_count
 
@@ -322,6 +323,61 @@ def test_taylor_scores_reuse_no_gradient_buffer_two_sites_share():
     g = model.fc.weight[[0, 2]].detach().view(2, 4, 6, 6)  # dS/d(a1 + a2), the same for both
     torch.testing.assert_close(s.scores[0], (a1 * g).abs().detach(), rtol=0, atol=1e-12)
     torch.testing.assert_close(s.scores[1], (a2 * g).abs().detach(), rtol=0, atol=1e-12)
+
+
+class Branches(nn.Module):
+    """Two stems (one ReLU straight on the input), a stack, a shared site, and a dead site.
+
+    ``gates``: multiply each activation by the given tensor, in call order (the test's oracle).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.a1, self.a2 = nn.Conv2d(1, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)
+        self.b1, self.dead = nn.Conv2d(1, 3, 3, padding=1), nn.Conv2d(1, 2, 1)
+        self.fc = nn.Linear(3 * 5 * 5, 4)
+
+    def forward(self, x, gates=None):
+        it = iter(gates or [])
+
+        def act(z):
+            out = F.relu(z)
+            return out * next(it) if gates is not None else out
+
+        raw = act(x)  # a ReLU straight on the input: its node's input is x's own
+        a = act(self.a1(x))  # stem A
+        a = act(self.a2(a)) + a  # stacked on stem A, which is used twice
+        b = act(self.b1(raw))  # stem B, on top of the raw site
+        act(self.dead(x))  # computed, never used: its score is 0
+        return self.fc((a * b).flatten(1))
+
+
+def test_taylor_scores_when_the_backward_pass_stops_at_the_lowest_sites():
+    """Step 1's backward stops at the sites with no site below them (here the raw ReLU on the
+    input, stem A and the dead site); every site's score equals the float64 gate oracle
+    ``|dS/dg|`` at ``g = 1``, which has no such shortcut."""
+    from prunegrad_lite.attribution.pruning import _lowest
+
+    model = Branches().double().eval()
+    x = torch.randn(3, 1, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    target = torch.tensor([0, 3, 1])
+    s = neuron_scores(model, x, target)
+    assert len(s.sites) == 5
+    gates = [
+        torch.ones(3, *site.shape, dtype=torch.float64, requires_grad=True) for site in s.sites
+    ]
+    out = model(x, gates)
+    grads = torch.autograd.grad(out[torch.arange(3), target].sum(), gates, allow_unused=True)
+    for i, (got, g) in enumerate(zip(s.scores, grads)):
+        want = torch.zeros_like(got) if g is None else g.abs()
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12, msg=f"site {i}")
+    assert torch.count_nonzero(s.scores[4]) == 0 and torch.count_nonzero(s.scores[3]) > 0
+    # which sites are lowest, read off a fresh graph
+    outs = []
+    with torch.enable_grad(), intercept_activations(model, lambda site, o: outs.append(o) or o):
+        model(x.clone().requires_grad_(True))
+    assert _lowest([o.grad_fn for o in outs]) == [True, True, False, False, True]
 
 
 def test_scores_without_site_names_are_the_same_scores():

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,6 +43,20 @@ def _activate_(kind: str, x: Tensor) -> Tensor:
     return torch.relu_(x) if kind == "relu" else F.hardtanh_(x, 0.0, 6.0)
 
 
+def _mask_(y: Tensor, m: Tensor) -> None:
+    """``y *= m`` in place for a uint8 0/1 mask ``m`` (broadcast over ``y``'s leading dims).
+
+    On the CPU NumPy multiplies by the bytes as they are; torch first casts the whole mask to
+    ``y``'s dtype in a new tensor (0.31 ms against 0.63 ms for 64 x 16 x 28 x 28 float32, one
+    thread). bfloat16, which NumPy lacks, and other devices keep torch's product.
+    """
+    if y.dtype in (torch.float32, torch.float64) and y.device.type == m.device.type == "cpu":
+        out = y.detach().numpy()  # y's own memory, whatever its strides
+        np.multiply(out, m.numpy(), out=out)
+    else:
+        y.mul_(m)
+
+
 class _MaskedActivation(torch.autograd.Function):
     """``activation(x) * m`` for a 0/1 mask ``m``, saving only the output for backward.
 
@@ -55,12 +70,11 @@ class _MaskedActivation(torch.autograd.Function):
     def forward(ctx, x: Tensor, m: Tensor, kind: str, in_place: bool) -> Tensor:
         if in_place:  # into x's own memory, as an in-place activation computes
             y = _activate_(kind, x)
-            (y if y.shape[0] == m.shape[0] else y.view(-1, *m.shape)).mul_(m)
             ctx.mark_dirty(x)
-        elif x.shape[0] == m.shape[0]:
-            y = _activate(kind, x) * m
-        else:  # a batch of k copies of the masks' batch, laid out index = k * N + n
-            y = (_activate(kind, x).view(-1, *m.shape) * m).view(x.shape)
+        else:
+            y = _activate(kind, x)
+        # a batch of k copies of the masks' batch is laid out index = k * N + n
+        _mask_(y if y.shape[0] == m.shape[0] else y.view(-1, *m.shape), m)
         ctx.kind = kind
         ctx.save_for_backward(y)
         return y

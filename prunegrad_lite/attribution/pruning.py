@@ -81,6 +81,37 @@ class NeuronScores:
         return torch.cat([s.flatten(1) for s in self.scores], dim=1)
 
 
+def _lowest(nodes: Sequence[torch.autograd.graph.Node]) -> list[bool]:
+    """For each node, whether none of the other ``nodes`` lies below it in the autograd graph.
+
+    A walk down from the nodes, each graph node visited once: a node reaches one of ``nodes``
+    when one of its inputs is one of them or reaches one.
+    """
+    targets = set(nodes)  # holds the node objects, so an object is never a new one meanwhile
+    reaches: dict = {}
+
+    def inputs(f) -> list:
+        return [c for c, _ in f.next_functions if c is not None]
+
+    for root in nodes:
+        stack = [root]
+        while stack:
+            f = stack[-1]
+            if f in reaches:
+                stack.pop()
+                continue
+            below = inputs(f)
+            if any(c in targets for c in below):
+                reaches[f] = True
+            elif pending := [c for c in below if c not in reaches]:
+                stack.extend(pending)
+                continue
+            else:
+                reaches[f] = any(reaches[c] for c in below)
+            stack.pop()
+    return [not reaches[n] for n in nodes]
+
+
 def _taylor(
     model: nn.Module,
     inputs: Tensor,
@@ -91,29 +122,27 @@ def _taylor(
 ) -> NeuronScores:
     """``|a * dS/da|`` for every neuron: one forward and one backward pass.
 
-    A hook on the node that made each ``a`` turns its gradient into the score once that node
-    has run, so the gradients are never all held at once, and, when ``a`` is not kept
-    (``activations="relu6"`` keeps only the ReLU6 sites', all ``rule="keep_active"`` reads),
-    the score is written into ``a``'s own memory: step 1 then holds what a plain gradient does.
+    The backward pass stops at the lowest activation sites: nothing below them (the stem's
+    convolution, the input) needs a gradient. A hook on the node that made each higher ``a``
+    turns its gradient into the score once that node has run, so the gradients are never all
+    held at once; the lowest sites' gradients are what the pass returns. When ``a`` is not
+    kept (``activations="relu6"`` keeps only the ReLU6 sites', all ``rule="keep_active"``
+    reads), the score is written into ``a``'s own memory: step 1 then holds what a plain
+    gradient does.
     """
-    acts: list[Tensor | None] = []
-    scores: list[Tensor | None] = []
+    outs: list[Tensor] = []
+    keeps: list[bool] = []
 
     def record(site: ActivationSite, out: Tensor) -> Tensor:
-        i = len(scores)
-        scores.append(None)
-        keep = activations == "all" or site.kind == "relu6"
-        acts.append(out.detach() if keep else None)
-        if out.grad_fn is not None:  # else not in the graph: its score stays 0
-            a = out.detach()
-
-            def to_score(grad_inputs, grad_outputs, _i=i, _a=a, _keep=keep) -> None:
-                g = grad_outputs[0]  # dS/da, summed over every use of a; backward is done with a
-                if g is not None:
-                    scores[_i] = (g * _a).abs() if _keep else _a.mul_(g).abs_()
-
-            out.grad_fn.register_hook(to_score)
+        outs.append(out)
+        keeps.append(activations == "all" or site.kind == "relu6")
         return out
+
+    scores: list[Tensor | None] = []  # per site; None: not in the graph, its score stays 0
+
+    def score(i: int, g: Tensor) -> None:  # g: dS/da, summed over every use of a
+        a = outs[i].detach()
+        scores[i] = (g * a).abs() if keeps[i] else a.mul_(g).abs_()
 
     clip = straight_through_clip() if straight_through else contextlib.nullcontext()
     with torch.enable_grad():
@@ -122,8 +151,27 @@ def _taylor(
             logits = model(x)  # (N, K)
         if not sites:
             raise no_activation_error(model)
+        acts = [o.detach() if k else None for o, k in zip(outs, keeps)]
         t = resolve_target(target, logits)
-        torch.autograd.grad(target_scores(logits, t).sum(), x, allow_unused=True)  # hooks fire
+        scores.extend([None] * len(outs))
+        in_graph = [i for i, o in enumerate(outs) if o.grad_fn is not None]
+        lowest = _lowest([outs[i].grad_fn for i in in_graph])
+        for i, low in zip(in_graph, lowest):
+            if not low:  # its node runs in the backward pass: the hook scores it there
+
+                def to_score(grad_inputs, grad_outputs, _i=i) -> None:
+                    if grad_outputs[0] is not None:
+                        score(_i, grad_outputs[0])
+
+                outs[i].grad_fn.register_hook(to_score)
+        low_sites = [i for i, low in zip(in_graph, lowest) if low]
+        target_sum = target_scores(logits, t).sum()
+        if low_sites and target_sum.requires_grad:
+            grads = torch.autograd.grad(target_sum, [outs[i] for i in low_sites], allow_unused=True)
+            for i, g in zip(low_sites, grads):
+                if g is not None:
+                    score(i, g)
+        outs.clear()
     scores = [
         torch.zeros((inputs.shape[0], *site.shape), dtype=inputs.dtype, device=inputs.device)
         if s is None
