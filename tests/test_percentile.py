@@ -268,3 +268,93 @@ def test_the_faster_way_is_measured_once_per_process(monkeypatch):
     values = scores_like(4, 2000, seed=16)
     monkeypatch.setattr(percentile, "_NUMPY_SORT", False)  # a machine where topk is faster
     assert not percentile._numpy_sorts(values)
+
+
+@pytest.fixture
+def clamp_spy(monkeypatch):
+    """Records the rows (their width) NumPy's clamped sort handled, and its sorted-whole rows."""
+    calls, whole = [], []
+    original, pair = percentile._clamped, percentile._pair_of_rows
+
+    def recorded(parts, m, r):
+        calls.append(m)
+        return original(parts, m, r)
+
+    def recorded_pair(mat, j, owned=False):
+        whole.append(mat.shape[0])
+        return pair(mat, j, owned)
+
+    monkeypatch.setattr(percentile, "_clamped", recorded)
+    monkeypatch.setattr(percentile, "_pair_of_rows", recorded_pair)
+    monkeypatch.setattr(percentile, "_NUMPY_SORT", True)
+    return calls, whole
+
+
+@pytest.mark.parametrize("q", QS)
+def test_clamped_sort_equals_numpy_with_ties_infinities_and_odd_rows(q, clamp_spy):
+    m = percentile.CLAMP_MIN + 101
+    values = scores_like(8, m, seed=21)
+    gen = torch.Generator().manual_seed(22)
+    values[1] = torch.randint(0, 5, (m,), generator=gen).float()  # heavy ties
+    values[2] = 0.0  # an all-zero row
+    values[3] = -0.25  # a row of one negative value
+    values[4] = torch.randn(m, generator=gen)  # negative values
+    values[5] = values[5] - 0.5
+    values[6] = values[6].round(decimals=2) * 1e30  # ties among large values
+    parts = [p.reshape(8, -1, 1) for p in values.split([101, m - 1101, 1000], dim=1)]
+    before = [p.clone() for p in parts]
+    got = percentile_threshold(parts, q).numpy()
+    np.testing.assert_array_equal(got, numpy_percentile(values, q))
+    assert clamp_spy[0] == [m]  # the clamped sort took these rows
+    assert all(torch.equal(p, b) for p, b in zip(parts, before))  # the caller's rows untouched
+    # infinities at both ends (numpy's percentile gives NaN from inf - inf): order statistics
+    values[:, ::7] = float("inf")
+    values[:, 3::7] = -float("inf")
+    ordered = values.sort(dim=1).values
+    r = min(int(q * (m - 1)), m - 2)
+    lo, hi = kth_pair(values, r)
+    assert torch.equal(lo, ordered[:, r]) and torch.equal(hi, ordered[:, r + 1])
+
+
+def test_clamped_sort_sorts_whole_the_rows_its_sample_misleads(clamp_spy):
+    """Rows whose sampled columns hold their largest values: the floor lands above rank r, the
+    row is found out (a raised value at rank r) and sorted whole; the other rows are not."""
+    m = percentile.CLAMP_MIN * 2
+    values = scores_like(4, m, seed=23)
+    cols = percentile._sample(
+        [torch.arange(m, dtype=torch.float32).view(1, -1)], m, percentile.CLAMP_SAMPLE
+    )[0].long()  # the columns the sample reads
+    values[1, cols] = 10.0 + torch.arange(cols.numel(), dtype=torch.float32)  # misleading
+    values[3, cols] = 5.0
+    for q in (0.5, 0.93):
+        clamp_spy[1].clear()
+        np.testing.assert_array_equal(
+            percentile_threshold(values, q).numpy(), numpy_percentile(values, q)
+        )
+        assert clamp_spy[1] == [2]  # rows 1 and 3, sorted whole
+    clamp_spy[1].clear()
+    kth_pair(values[[0, 2]], m // 2)
+    assert clamp_spy[1] == []  # no row misled: nothing sorted whole
+
+
+def test_clamped_sort_raises_on_nan_without_a_separate_pass(clamp_spy, monkeypatch):
+    values = scores_like(3, percentile.CLAMP_MIN, seed=24)
+    values[2, 5] = float("nan")
+    monkeypatch.setattr(torch.Tensor, "sum", None)  # the NaN guard by a sum is not needed here
+    with pytest.raises(ValueError, match="NaN"):
+        percentile_threshold(values, 0.93)
+    assert clamp_spy[0] == [percentile.CLAMP_MIN]
+
+
+def test_clamped_sort_only_where_numpy_sorts(selection, clamp_spy, monkeypatch):
+    monkeypatch.setattr(percentile, "_NUMPY_SORT", selection == "numpy_sort")
+    values = scores_like(3, percentile.CLAMP_MIN, seed=25)
+    np.testing.assert_array_equal(
+        percentile_threshold(values, 0.9).numpy(), numpy_percentile(values, 0.9)
+    )
+    assert clamp_spy[0] == ([percentile.CLAMP_MIN] if selection == "numpy_sort" else [])
+    short = values[:, : percentile.CLAMP_MIN - 1]  # shorter rows are sorted whole
+    clamp_spy[0].clear()
+    percentile_threshold(short, 0.9)
+    assert clamp_spy[0] == []
+    assert not percentile._clamps([values.double()], percentile.CLAMP_MIN)
