@@ -38,6 +38,15 @@ def spy(monkeypatch):
     return calls
 
 
+@pytest.fixture(params=["float32", "float64"])
+def bracketed_dtype(request, monkeypatch):
+    """Where the bracketed branch runs on the CPU: float32 where NumPy's sort is not faster
+    (else the clamped sort takes the rows), and float64, which NumPy does not sort here."""
+    if request.param == "float32":
+        monkeypatch.setattr(percentile, "_NUMPY_SORT", False)
+    return getattr(torch, request.param)
+
+
 @pytest.fixture(params=["numpy_sort", "topk"])
 def selection(request, monkeypatch):
     """Both ways of selecting within a short row: NumPy's row sort and torch's ``topk``."""
@@ -104,12 +113,13 @@ def test_pair_of_rows_selects_on_either_side_with_ties(selection):
 
 
 @pytest.mark.parametrize("q", [0.05, 0.3, 0.6, 0.9, 0.93, 0.99])
-def test_bracketed_branch_equals_numpy(q, spy, monkeypatch, selection):
+def test_bracketed_branch_equals_numpy(q, spy, monkeypatch, bracketed_dtype):
     monkeypatch.setattr(percentile, "DIRECT_MAX", 1000)
     values = scores_like(5, 40_000, seed=5)
     if q < 0.5:  # below the run of zeros: a bracket (0, 0] is empty, see the fallback test
         values = values + torch.rand(5, 40_000, generator=torch.Generator().manual_seed(9))
     values[4, ::3] = values[4, ::3].round(decimals=2)  # ties inside the bracket
+    values = values.to(bracketed_dtype)
     parts = list(values.split([1000, 14_000, 25_000], dim=1))
     np.testing.assert_array_equal(
         percentile_threshold(parts, q).numpy(), numpy_percentile(values, q)
@@ -117,7 +127,7 @@ def test_bracketed_branch_equals_numpy(q, spy, monkeypatch, selection):
     assert len(spy) == 1 and spy[0] is not None and bool(spy[0][2].all())  # no row fell back
 
 
-def test_fallback_for_rows_whose_bracket_misses(spy, monkeypatch, selection):
+def test_fallback_for_rows_whose_bracket_misses(spy, monkeypatch, bracketed_dtype):
     """A row whose ranks sit in a long run of ties, and one the sample misleads: direct branch."""
     monkeypatch.setattr(percentile, "DIRECT_MAX", 1000)
     values = scores_like(4, 30_000, seed=6)
@@ -128,6 +138,7 @@ def test_fallback_for_rows_whose_bracket_misses(spy, monkeypatch, selection):
     )
     values[2] = 0.0
     values[2, cols] = 1.0  # the sample (same seeded columns) sees only 1.0, 76% of the row is 0
+    values = values.to(bracketed_dtype)
     np.testing.assert_array_equal(
         percentile_threshold(values, 0.93).numpy(), numpy_percentile(values, 0.93)
     )
@@ -136,6 +147,7 @@ def test_fallback_for_rows_whose_bracket_misses(spy, monkeypatch, selection):
 
 def test_no_row_can_use_its_bracket(spy, monkeypatch):
     monkeypatch.setattr(percentile, "DIRECT_MAX", 1000)
+    monkeypatch.setattr(percentile, "_NUMPY_SORT", False)  # else the clamped sort takes them
     values = torch.zeros(3, 20_000)
     values[:, -5:] = 1.0  # all-zero but for 5 values: the bracket (0, 0] is empty
     np.testing.assert_array_equal(
@@ -148,7 +160,8 @@ def test_no_row_can_use_its_bracket(spy, monkeypatch):
     assert spy == [None, None]
 
 
-def test_huge_rows_take_the_bracketed_branch(spy):
+def test_huge_rows_take_the_bracketed_branch(spy, monkeypatch):
+    monkeypatch.setattr(percentile, "_NUMPY_SORT", False)  # else the clamped sort takes them
     values = scores_like(2, 3 * percentile.DIRECT_MAX + 7, seed=7)
     parts = list(values.split(100_000, dim=1))
     for q in (0.7, 0.9):
@@ -272,22 +285,17 @@ def test_the_faster_way_is_measured_once_per_process(monkeypatch):
 
 @pytest.fixture
 def clamp_spy(monkeypatch):
-    """Records the rows (their width) NumPy's clamped sort handled, and its sorted-whole rows."""
-    calls, whole = [], []
-    original, pair = percentile._clamped, percentile._pair_of_rows
+    """Records every call of the clamped sort: (row width, rows, whether a floor was sampled)."""
+    calls = []
+    original = percentile._clamped
 
-    def recorded(parts, m, r):
-        calls.append(m)
-        return original(parts, m, r)
-
-    def recorded_pair(mat, j, owned=False):
-        whole.append(mat.shape[0])
-        return pair(mat, j, owned)
+    def recorded(parts, m, r, low=None):
+        calls.append((m, parts[0].shape[0], low is None))
+        return original(parts, m, r, low)
 
     monkeypatch.setattr(percentile, "_clamped", recorded)
-    monkeypatch.setattr(percentile, "_pair_of_rows", recorded_pair)
     monkeypatch.setattr(percentile, "_NUMPY_SORT", True)
-    return calls, whole
+    return calls
 
 
 @pytest.mark.parametrize("q", QS)
@@ -305,7 +313,7 @@ def test_clamped_sort_equals_numpy_with_ties_infinities_and_odd_rows(q, clamp_sp
     before = [p.clone() for p in parts]
     got = percentile_threshold(parts, q).numpy()
     np.testing.assert_array_equal(got, numpy_percentile(values, q))
-    assert clamp_spy[0] == [m]  # the clamped sort took these rows
+    assert clamp_spy == [(m, 8, True)]  # the clamped sort took these rows, no row misled
     assert all(torch.equal(p, b) for p, b in zip(parts, before))  # the caller's rows untouched
     # infinities at both ends (numpy's percentile gives NaN from inf - inf): order statistics
     values[:, ::7] = float("inf")
@@ -327,14 +335,14 @@ def test_clamped_sort_sorts_whole_the_rows_its_sample_misleads(clamp_spy):
     values[1, cols] = 10.0 + torch.arange(cols.numel(), dtype=torch.float32)  # misleading
     values[3, cols] = 5.0
     for q in (0.5, 0.93):
-        clamp_spy[1].clear()
+        clamp_spy.clear()
         np.testing.assert_array_equal(
             percentile_threshold(values, q).numpy(), numpy_percentile(values, q)
         )
-        assert clamp_spy[1] == [2]  # rows 1 and 3, sorted whole
-    clamp_spy[1].clear()
+        assert clamp_spy == [(m, 4, True), (m, 2, False)]  # rows 1 and 3 again, no floor
+    clamp_spy.clear()
     kth_pair(values[[0, 2]], m // 2)
-    assert clamp_spy[1] == []  # no row misled: nothing sorted whole
+    assert clamp_spy == [(m, 2, True)]  # no row misled: nothing sorted again
 
 
 def test_clamped_sort_raises_on_nan_without_a_separate_pass(clamp_spy, monkeypatch):
@@ -343,7 +351,7 @@ def test_clamped_sort_raises_on_nan_without_a_separate_pass(clamp_spy, monkeypat
     monkeypatch.setattr(torch.Tensor, "sum", None)  # the NaN guard by a sum is not needed here
     with pytest.raises(ValueError, match="NaN"):
         percentile_threshold(values, 0.93)
-    assert clamp_spy[0] == [percentile.CLAMP_MIN]
+    assert clamp_spy == [(percentile.CLAMP_MIN, 3, True)]
 
 
 def test_clamped_sort_only_where_numpy_sorts(selection, clamp_spy, monkeypatch):
@@ -352,9 +360,34 @@ def test_clamped_sort_only_where_numpy_sorts(selection, clamp_spy, monkeypatch):
     np.testing.assert_array_equal(
         percentile_threshold(values, 0.9).numpy(), numpy_percentile(values, 0.9)
     )
-    assert clamp_spy[0] == ([percentile.CLAMP_MIN] if selection == "numpy_sort" else [])
+    want = [(percentile.CLAMP_MIN, 3, True)] if selection == "numpy_sort" else []
+    assert clamp_spy == want
     short = values[:, : percentile.CLAMP_MIN - 1]  # shorter rows are sorted whole
-    clamp_spy[0].clear()
+    clamp_spy.clear()
     percentile_threshold(short, 0.9)
-    assert clamp_spy[0] == []
+    assert clamp_spy == []
     assert not percentile._clamps([values.double()], percentile.CLAMP_MIN)
+
+
+@pytest.mark.parametrize("chunk", [1, 2 * percentile.CLAMP_MIN + 1, 1 << 30])
+def test_clamped_sort_in_chunks_of_rows_and_on_long_rows(chunk, clamp_spy, spy, monkeypatch):
+    """Rows copied one, two or all at a time give the same order statistics; rows longer than
+    DIRECT_MAX take the clamped sort where NumPy sorts (not the bracketed branch); NaN in the
+    last chunk still raises."""
+    monkeypatch.setattr(percentile, "CLAMP_CHUNK", chunk)
+    m = percentile.CLAMP_MIN
+    values = scores_like(5, m, seed=26)
+    values[3] = torch.linspace(-1, 1, m)
+    for q in (0.1, 0.93):
+        np.testing.assert_array_equal(
+            percentile_threshold(values, q).numpy(), numpy_percentile(values, q)
+        )
+    bad = values.clone()
+    bad[4, 17] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        percentile_threshold(bad, 0.5)
+    monkeypatch.setattr(percentile, "DIRECT_MAX", m // 2)  # these rows are now long ones
+    np.testing.assert_array_equal(
+        percentile_threshold(values, 0.7).numpy(), numpy_percentile(values, 0.7)
+    )
+    assert spy == [] and len(clamp_spy) == 4

@@ -276,29 +276,38 @@ def test_percentile_threshold_equals_numpy_including_ties():
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
-def test_percentile_threshold_on_large_rows_uses_exact_selection():
-    """Long rows take the bracketed selection; rows whose bracket misses fall back."""
+@pytest.mark.parametrize("numpy_sort", [True, False])
+def test_percentile_threshold_on_large_rows_uses_exact_selection(numpy_sort, monkeypatch):
+    """Long rows take the clamped sort where NumPy sorts (PruneGrad's rows on the CPU), else the
+    bracketed selection; rows whose floor or bracket misses are selected whole."""
     from prunegrad_lite.attribution import percentile
 
+    monkeypatch.setattr(percentile, "_NUMPY_SORT", numpy_sort)
     gen = torch.Generator().manual_seed(1)
     m = 300_000
     values = torch.rand(3, m, generator=gen) ** 4
     values[:, : m // 3] = 0.0
     values[1, ::7] = 5.0  # ranks >= 0.86 M of row 1 tie at 5.0: its bracket is empty
     parts = list(values.split([1000, 150_000, m - 151_000], dim=1))
-    calls = []
-    original = percentile._bracketed
-    percentile._bracketed = lambda *a: calls.append(original(*a)) or calls[-1]
-    try:
-        for q in (0.2, 0.5, 0.7, 0.9, 0.99):
-            got = pgl.percentile_threshold(parts, q).numpy()
-            want = np.percentile(values.double().numpy(), 100 * q, axis=1)
-            np.testing.assert_array_equal(got, want)
-        values[1, ::7] = 0.0
-        got = pgl.percentile_threshold(list(values.split(100_000, dim=1)), 0.9).numpy()
-        np.testing.assert_array_equal(got, np.percentile(values.double().numpy(), 90, axis=1))
-    finally:
-        percentile._bracketed = original
+    calls, clamped = [], []
+    original, original_clamped = percentile._bracketed, percentile._clamped
+    monkeypatch.setattr(
+        percentile, "_bracketed", lambda *a: calls.append(original(*a)) or calls[-1]
+    )
+    monkeypatch.setattr(
+        percentile, "_clamped", lambda *a: clamped.append(a[0][0].shape[0]) or original_clamped(*a)
+    )
+    for q in (0.2, 0.5, 0.7, 0.9, 0.99):
+        got = pgl.percentile_threshold(parts, q).numpy()
+        want = np.percentile(values.double().numpy(), 100 * q, axis=1)
+        np.testing.assert_array_equal(got, want)
+    values[1, ::7] = 0.0
+    got = pgl.percentile_threshold(list(values.split(100_000, dim=1)), 0.9).numpy()
+    np.testing.assert_array_equal(got, np.percentile(values.double().numpy(), 90, axis=1))
+    if numpy_sort:
+        assert calls == [] and clamped.count(3) == 6
+        return
+    assert clamped == []
     assert any(c is None or not c[2].all() for c in calls)  # a row fell back (ties at 5.0)
     assert any(c is not None and c[2].any() for c in calls)
 

@@ -4,22 +4,29 @@
 ``numpy.percentile(row, 100 * q)`` (``method="linear"``) returns, ties included: the two order
 statistics around the virtual index ``q * (M - 1)`` and numpy's interpolation between them.
 The rows may come as several (N, m_i) pieces (one per activation site); the pieces are only
-concatenated on the direct branch, where the rows are short.
+concatenated on the direct branch, where the rows are short, and copied a few rows at a time
+on the clamped branch.
 
-Three branches, each exact on its own:
+Four branches, each exact on its own:
 
+* **clamped** (on the CPU, float32 rows of at least :data:`CLAMP_MIN` values, where NumPy's
+  SIMD sort is faster than ``topk``; PruneGrad's rows on the CPU): a sample of each row gives
+  a floor somewhat below the wanted rank; NumPy sorts a copy of the rows in which every value
+  below the floor is raised to the float32 just below it, which moves no value at or above
+  the floor and sorts several times faster; the two order statistics are read off. Long rows
+  are copied a few rows at a time (:data:`CLAMP_CHUNK` values).
 * **direct** (rows up to :data:`DIRECT_MAX` values, and every row the other branches hand
   back): ``topk`` of the smaller side of the wanted rank, then the two order statistics from
   that small result; one selection, no tie pass. On the CPU, float32 rows are instead
   sorted by NumPy and the two columns read off where that is faster than ``topk`` (NumPy 2's
   SIMD sort on x86, see :func:`_numpy_sorts`): as exact.
-* **bracketed** (longer rows, VGG16: 13.5M values per image): a sample of each row gives a
-  bracket ``(low, high]`` that holds the wanted ranks with near certainty. Two comparison
-  passes count the values above each end, only the values inside (a few percent of the row)
-  are copied out (NumPy's ``compress`` on the CPU), and the selection runs on them.
-* **fallback**: a row whose bracket misses the wanted ranks (a misleading sample, or the
-  ranks inside a long run of tied values at an end of the bracket) or holds too many values
-  is detected by its counts and goes through the direct branch.
+* **bracketed** (longer rows elsewhere, e.g. VGG16 on a GPU: 13.5M values per image): a
+  sample of each row gives a bracket ``(low, high]`` that holds the wanted ranks with near
+  certainty. Two comparison passes count the values above each end, only the values inside
+  (a few percent of the row) are copied out, and the selection runs on them.
+* **fallback**: a row whose bracket (or floor) misses the wanted ranks (a misleading sample,
+  or the ranks inside a long run of tied values at an end of the bracket) or holds too many
+  values is detected by its counts (by its value at the wanted rank) and is selected whole.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "CLAMP_CHUNK",
     "CLAMP_MIN",
     "CLAMP_SAMPLE",
     "DIRECT_MAX",
@@ -53,6 +61,8 @@ SAMPLE_SIZE = 8192
 CLAMP_SAMPLE = 1024
 #: Rows of at least this many values are sorted clamped; shorter rows are sorted whole.
 CLAMP_MIN = 8 * CLAMP_SAMPLE
+#: The clamped sort copies this many values at a time (at least one row).
+CLAMP_CHUNK = 1 << 22
 _NUMPY_SORT: bool | None = None  # NumPy's row sort is faster here: None until measured
 _MAX_CANDIDATES = 0.25  # a row with this fraction of its values more than needed: direct
 
@@ -84,23 +94,24 @@ def _numpy_sort_is_faster() -> bool:
     return _NUMPY_SORT
 
 
-def _numpy_sorts(mat: Tensor | Sequence[Tensor], width: int | None = None) -> bool:
-    """Whether the rows of ``mat`` (or of its pieces, ``width`` values in all) are sorted by
-    NumPy instead of selected by ``topk``.
+def _numpy_sorts(mat: Tensor) -> bool:
+    """Whether :func:`_pair_of_rows` sorts ``mat``'s rows with NumPy instead of ``topk``.
 
     On x86 CPUs NumPy 2 sorts float32 rows with SIMD (x86-simd-sort, AVX2 or AVX-512): on a
     2-core AVX-512 machine 64 rows of 56,448 scores in 10 ms on one thread, where ``topk``'s
     selection, which builds a (value, index) pair per element, takes 23 ms; 4 rows of 522,837
-    (the bracketed branch's candidates on VGG16) 12 ms against 33 ms. Where NumPy's sort is
-    not faster (no SIMD sort for this CPU or NumPy), :func:`_numpy_sort_is_faster` says so and
-    ``topk`` stays. Rows of more than :data:`SORT_MAX` values keep the selection, whose cost
-    does not grow with log C.
+    (the bracketed branch's candidates) 12 ms against 33 ms. Where NumPy's sort is not faster
+    (no SIMD sort for this CPU or NumPy), :func:`_numpy_sort_is_faster` says so and ``topk``
+    stays. Rows of more than :data:`SORT_MAX` values keep the selection, whose cost does not
+    grow with log C.
     """
-    parts = [mat] if isinstance(mat, Tensor) else list(mat)
-    width = parts[0].shape[1] if width is None else width
+    return mat.shape[1] <= SORT_MAX and _numpy_can_sort([mat])
+
+
+def _numpy_can_sort(parts: Sequence[Tensor]) -> bool:
+    """CPU float32 pieces that do not require grad, on a machine where NumPy sorts faster."""
     return (
         all(p.device.type == "cpu" and p.dtype == torch.float32 for p in parts)
-        and width <= SORT_MAX
         and not any(p.requires_grad for p in parts)
         and _numpy_sort_is_faster()
     )
@@ -114,46 +125,55 @@ def _nan_error() -> ValueError:
 
 
 def _clamps(parts: Sequence[Tensor], m: int) -> bool:
-    """Whether :func:`_direct` takes :func:`_clamped` for these rows (``m`` values each)."""
-    return m >= CLAMP_MIN and _numpy_sorts(parts, m)
+    """Whether :func:`kth_pair` takes the clamped sort (:func:`_clamped`) for these rows."""
+    return m >= CLAMP_MIN and _numpy_can_sort(parts)
 
 
-def _clamped(parts: Sequence[Tensor], m: int, r: int) -> tuple[Tensor, Tensor]:
+def _clamped(
+    parts: Sequence[Tensor], m: int, r: int, low: np.ndarray | None = None
+) -> tuple[Tensor, Tensor]:
     """Order statistics ``r`` and ``min(r + 1, M - 1)`` of each row, by NumPy's sort of a copy
     of the rows in which every value below a floor ``low`` is raised to the float32 just
     below ``low``.
 
-    ``low`` is an order statistic of a sample of each row (:data:`CLAMP_SAMPLE` values)
-    somewhat below rank ``r``. Raising does not move any value ``>= low``, and the raised
-    values still sort below them, so every order statistic at a position holding a value
-    ``>= low`` is the row's own: exact whenever rank ``r`` holds one. A row whose rank ``r``
-    holds a raised value (the sample placed ``low`` too high) is detected and sorted whole.
-    Rows with most values raised to one value sort several times faster (64 rows of 56,448
-    scores, 88% raised: 4.0 ms against 11.2 ms, one thread). NaN sorts last and raises.
+    ``low`` (N,) is by default an order statistic of a sample of each row
+    (:data:`CLAMP_SAMPLE` values) somewhat below rank ``r``. Raising moves no value
+    ``>= low``, and the raised values still sort below them, so every order statistic at a
+    position holding a value ``>= low`` is the row's own: exact whenever rank ``r`` holds
+    one. A row whose rank ``r`` holds a raised value (the sample placed ``low`` too high) is
+    found out and sorted again with no floor. Rows with most values raised to one value sort
+    several times faster (64 rows of 56,448 scores, 88% raised: 4.0 ms against 11.2 ms; one
+    row of 13.5M, 85% raised: 22 ms against 48 ms; one thread). NaN sorts last and raises.
     """
     n = parts[0].shape[0]
     r2 = min(r + 1, m - 1)
-    sample = _sample(parts, m, CLAMP_SAMPLE).numpy()  # (N, S), a new array
-    sample.sort(axis=1)
-    size = sample.shape[1]
-    q = r / (m - 1)
-    i_lo = math.floor(q * (size - 1) - _margin(size, q))
-    low = sample[:, i_lo] if i_lo >= 0 else np.full(n, -np.inf, dtype=np.float32)
+    if low is None:
+        sample = _sample(parts, m, CLAMP_SAMPLE).numpy()  # (N, S), a new array
+        sample.sort(axis=1)
+        size = sample.shape[1]
+        q = r / (m - 1)
+        i_lo = math.floor(q * (size - 1) - _margin(size, q))
+        low = sample[:, i_lo] if i_lo >= 0 else np.full(n, -np.inf, dtype=np.float32)
     floor = np.nextafter(low, np.float32(-np.inf)).reshape(n, 1)  # the float32 just below
-    rows = np.empty((n, m), dtype=np.float32)
-    offset = 0
-    for p in parts:  # the copy raises the values below low: one pass, as a concatenation
-        np.maximum(p.detach().numpy(), floor, out=rows[:, offset : offset + p.shape[1]])
-        offset += p.shape[1]
-    _sort_rows(rows)
-    if np.isnan(rows[:, -1]).any():
-        raise _nan_error()
-    v_r, v_r2 = rows[:, r].copy(), rows[:, r2].copy()
+    arrays = [p.detach().numpy() for p in parts]  # the caller's memory, only read
+    v_r, v_r2 = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
+    step = max(1, CLAMP_CHUNK // m)
+    rows = np.empty((min(step, n), m), dtype=np.float32)
+    for i in range(0, n, step):  # a few rows at a time: the copy stays small
+        k = min(step, n - i)
+        chunk, offset = rows[:k], 0
+        for a in arrays:  # the copy raises the values below low: one pass, as a concatenation
+            np.maximum(a[i : i + k], floor[i : i + k], out=chunk[:, offset : offset + a.shape[1]])
+            offset += a.shape[1]
+        _sort_rows(chunk)
+        if np.isnan(chunk[:, -1]).any():
+            raise _nan_error()
+        v_r[i : i + k], v_r2[i : i + k] = chunk[:, r], chunk[:, r2]
     miss = v_r < low  # a raised value at rank r: the floor was above it
     if miss.any():
         idx = torch.from_numpy(np.flatnonzero(miss))
-        whole = torch.cat([p.index_select(0, idx) for p in parts], dim=1)
-        d_r, d_r2 = _pair_of_rows(whole, r, owned=True)
+        again = [p.index_select(0, idx) for p in parts]
+        d_r, d_r2 = _clamped(again, m, r, np.full(len(idx), -np.inf, dtype=np.float32))
         v_r[miss], v_r2[miss] = d_r.numpy(), d_r2.numpy()
     return torch.from_numpy(v_r), torch.from_numpy(v_r2)
 
@@ -213,9 +233,6 @@ def _pair_of_rows(mat: Tensor, j: int, owned: bool = False) -> tuple[Tensor, Ten
 
 
 def _direct(parts: Sequence[Tensor], r: int) -> tuple[Tensor, Tensor]:
-    m = sum(p.shape[1] for p in parts)
-    if _clamps(parts, m):
-        return _clamped(parts, m, r)
     if len(parts) == 1:
         return _pair_of_rows(parts[0], r)  # (N, M), the caller's: sorted in a copy
     return _pair_of_rows(torch.cat(list(parts), dim=1), r, owned=True)
@@ -336,6 +353,8 @@ def kth_pair(values: Tensor | Sequence[Tensor], r: int) -> tuple[Tensor, Tensor]
     m = sum(p.shape[1] for p in parts)
     if not 0 <= r < m:
         raise ValueError(f"rank {r} is outside the rows' {m} values")
+    if _clamps(parts, m):
+        return _clamped(parts, m, r)
     if m > DIRECT_MAX and parts[0].is_floating_point():
         found = _bracketed(parts, m, r)
         if found is not None:
@@ -354,9 +373,9 @@ def percentile_threshold(values: Tensor | Sequence[Tensor], sparsity: float) -> 
     ``values`` (N, M), or a list of (N, m_i) pieces of the rows (never concatenated when the
     rows are long), -> (N,) in float64. The values must be finite (NaN raises a ``ValueError``;
     numpy's NaN from ``inf - inf`` is not reproduced); integer values are read as float64.
-    On the CPU, float32 rows up to :data:`SORT_MAX` values (short rows, and the bracketed
-    branch's candidates) are sorted by NumPy where that measures faster than ``topk``;
-    everything else is selected by ``topk``.
+    On the CPU, float32 rows are sorted by NumPy where that measures faster than ``topk``
+    (rows of at least :data:`CLAMP_MIN` values with the values below a sampled floor raised
+    to it, shorter rows whole); everything else is selected by ``topk``.
 
     Example
     -------
@@ -377,7 +396,7 @@ def percentile_threshold(values: Tensor | Sequence[Tensor], sparsity: float) -> 
         return torch.empty(0, dtype=torch.float64, device=parts[0].device)
     # one cheap reduction guards against NaN (the sum is NaN, or inf - inf, only then); the
     # clamped sort finds NaN at the end of its sorted rows instead
-    if not (m <= DIRECT_MAX and _clamps(parts, m)):
+    if not _clamps(parts, m):
         if not math.isfinite(float(sum(p.sum() for p in parts))):
             if any(bool(p.isnan().any()) for p in parts):
                 raise _nan_error()
