@@ -8,7 +8,7 @@ activation call, for one target logit S_c: ``|a * dS_c/da|``, one forward and on
 Step 2 (:func:`masks_from_scores`) prunes, for each sample separately, every neuron whose score is
 ``<= thr``, with ``thr`` the ``100 * sparsity`` percentile of that sample's scores (linear
 interpolation, as numpy's default), over all sites at once (``"global"``, the default) or within
-each site (``"layer"``). The percentile is an exact selection, not a sort
+each site (``"layer"``). The percentile is exact: numpy's, ties included
 (:mod:`~prunegrad_lite.attribution.percentile`).
 
 Step 3 (:func:`apply_masks`) runs the model with the masks multiplied into the activations; the
