@@ -31,6 +31,7 @@ Four branches, each exact on its own:
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -154,17 +155,20 @@ def _clamped(
         q = r / (m - 1)
         i_lo = math.floor(q * (size - 1) - _margin(size, q))
         low = sample[:, i_lo] if i_lo >= 0 else np.full(n, -np.inf, dtype=np.float32)
-    floor = np.nextafter(low, np.float32(-np.inf)).reshape(n, 1)  # the float32 just below
-    arrays = [p.detach().numpy() for p in parts]  # the caller's memory, only read
+    floor = torch.from_numpy(np.nextafter(low, np.float32(-np.inf)).reshape(n, 1))  # just below
     v_r, v_r2 = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
     step = max(1, CLAMP_CHUNK // m)
-    rows = np.empty((min(step, n), m), dtype=np.float32)
+    rows = torch.empty((min(step, n), m), dtype=torch.float32)
     for i in range(0, n, step):  # a few rows at a time: the copy stays small
         k = min(step, n - i)
         chunk, offset = rows[:k], 0
-        for a in arrays:  # the copy raises the values below low: one pass, as a concatenation
-            np.maximum(a[i : i + k], floor[i : i + k], out=chunk[:, offset : offset + a.shape[1]])
-            offset += a.shape[1]
+        for p in parts:  # the copy raises the values below low: one pass, as a concatenation
+            # (torch's maximum, on torch's threads: 0.8 ms against NumPy's 1.8 ms at 2 threads)
+            torch.maximum(
+                p[i : i + k], floor[i : i + k], out=chunk[:, offset : offset + p.shape[1]]
+            )
+            offset += p.shape[1]
+        chunk = chunk.numpy()
         _sort_rows(chunk)
         if np.isnan(chunk[:, -1]).any():
             raise _nan_error()
@@ -275,15 +279,21 @@ def _sample(parts: Sequence[Tensor], m: int, size: int = SAMPLE_SIZE) -> Tensor:
     Random rather than strided: a stride can line up with a feature map's period and see
     one column only. The positions come from a fixed seed, so every call is the same.
     """
-    gen = torch.Generator().manual_seed(0)
-    cols = torch.randint(0, m, (size,), generator=gen).sort().values  # over cat(parts)
-    pieces, offset = [], 0
-    for p in parts:
-        inside = cols[(cols >= offset) & (cols < offset + p.shape[1])] - offset
-        if inside.numel():
-            pieces.append(p.index_select(1, inside.to(p.device)))
-        offset += p.shape[1]
+    columns = _sample_columns(tuple(p.shape[1] for p in parts), size)
+    pieces = [p.index_select(1, c.to(p.device)) for p, c in zip(parts, columns) if c.numel()]
     return torch.cat(pieces, dim=1)
+
+
+@functools.lru_cache(maxsize=64)
+def _sample_columns(widths: tuple[int, ...], size: int) -> tuple[Tensor, ...]:
+    """The sample's columns in each piece of ``widths`` values (the same for every call)."""
+    gen = torch.Generator().manual_seed(0)
+    cols = torch.randint(0, sum(widths), (size,), generator=gen).sort().values  # over cat(parts)
+    columns, offset = [], 0
+    for w in widths:
+        columns.append(cols[(cols >= offset) & (cols < offset + w)] - offset)
+        offset += w
+    return tuple(columns)
 
 
 def _bracketed(parts: Sequence[Tensor], m: int, r: int) -> tuple[Tensor, Tensor, Tensor] | None:

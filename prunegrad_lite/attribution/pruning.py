@@ -292,20 +292,28 @@ class PruningMasks:
         return cls(masks, torch.full((n,), float("-inf"), dtype=torch.float64), 0.0, "global")
 
 
-def _keep(scores: Tensor, thr: Tensor) -> Tensor:
+def _rounded_down(thr: Tensor, like: Tensor) -> Tensor:
+    """``thr`` (N,) float64 rounded down to ``like``'s dtype, on its device.
+
+    For a score ``s`` of that dtype, ``s > result`` holds exactly when ``s > thr``: the result
+    is the largest value of the dtype that is ``<= thr``.
+    """
+    t = thr.to(device=like.device, dtype=like.dtype)
+    return torch.where(
+        t.double() > thr.to(like.device), torch.nextafter(t, torch.full_like(t, -float("inf"))), t
+    )
+
+
+def _keep(scores: Tensor, thr: Tensor, rounded: Tensor | None = None) -> Tensor:
     """``scores > thr`` per sample, compared in the scores' dtype (exactly as in float64).
 
-    ``thr`` (N,) float64 is rounded down to the scores' dtype: for a float32 score s,
-    ``s > thr`` holds exactly when ``s > largest float32 <= thr``.
+    ``thr`` (N,) float64; ``rounded``: :func:`_rounded_down` of it, when already at hand.
     """
-    t = thr.to(device=scores.device, dtype=scores.dtype)
-    t = torch.where(
-        t.double() > thr.to(scores.device), torch.nextafter(t, torch.full_like(t, -float("inf"))), t
-    )
+    t = _rounded_down(thr, scores) if rounded is None else rounded
     t = t.view(-1, *([1] * (scores.ndim - 1)))
     if scores.device.type == "cpu" and scores.dtype != torch.bfloat16:
-        # the same comparison by NumPy: ~4x faster on the CPU (0.18 ms vs 0.64-0.89 ms for
-        # 64 x 12,544 float32 scores on one thread)
+        # the same comparison by NumPy: ~3x faster on the CPU (1.0 ms vs 2.7 ms for the shipped
+        # model's 64 x 56,448 scores on one thread, 0.9 ms vs 1.4 ms on two)
         return torch.from_numpy(np.greater(scores.detach().numpy(), t.numpy()))
     return scores > t
 
@@ -349,7 +357,11 @@ def masks_from_scores(
         return PruningMasks(masks, thr.double(), 0.0, threshold)
     if threshold == "global":
         thr = percentile_threshold(score_list, sparsity)  # (N,) over all sites at once
-        masks = [_keep(s, thr) for s in score_list]
+        rounded = _rounded_down(thr, score_list[0])  # the same for every site like the first
+        like = (rounded.dtype, rounded.device)
+        masks = [
+            _keep(s, thr, rounded if (s.dtype, s.device) == like else None) for s in score_list
+        ]
         return PruningMasks(masks, thr.cpu(), sparsity, threshold)
     thrs, masks = [], []
     for s in score_list:  # a loop over layers; every sample of the batch at once
