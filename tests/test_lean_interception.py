@@ -36,7 +36,8 @@ def test_masked_activation_equals_the_unfused_product_in_float64(kind, copies):
 
 
 @pytest.mark.parametrize(
-    "dtype", [torch.float32, torch.float64, torch.bfloat16]  # bfloat16: torch's product
+    "dtype",
+    [torch.float32, torch.float64, torch.bfloat16],  # bfloat16: torch's product
 )
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "copies", "in_place"])
 def test_masked_activation_forward_equals_the_product_on_every_route(dtype, layout):
