@@ -327,3 +327,52 @@ def test_reproduce_reports_failed_cells_after_the_other_benchmarks(monkeypatch, 
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["failed_cells"][0]["error"] == "OSError: disk full"
     assert run["executor"] == "local" and (tmp_path / "summary.md").is_file()
+
+
+class _Recording(LocalExecutor):
+    """A local executor that records being closed."""
+
+    closed = 0
+
+    def close(self) -> None:
+        type(self).closed += 1
+
+
+def test_executor_for_closes_what_it_made_also_on_error_and_leaves_a_given_one_open(monkeypatch):
+    from prunegrad_lite.benchmarks import executor as executor_module
+
+    monkeypatch.setattr(_Recording, "closed", 0)
+    monkeypatch.setattr(executor_module, "make_executor", lambda *a, **k: _Recording())
+    with pytest.raises(RuntimeError, match="boom"):
+        with executor_module.executor_for("local") as runner:
+            assert isinstance(runner, _Recording)
+            raise RuntimeError("boom")
+    assert _Recording.closed == 1  # made here: closed although the block raised
+    given = _Recording()
+    monkeypatch.setattr(executor_module, "make_executor", lambda name, *a, **k: name)
+    with executor_module.executor_for(given) as runner:
+        assert runner is given
+    assert _Recording.closed == 1  # the caller's: left open
+
+
+def test_roar_closes_the_executor_it_made_when_its_setup_raises(monkeypatch):
+    """An error between making the executor and running the cells (here: hashing the setup)
+    still closes the executor ROAR made (a Ray instance it started would otherwise stay up)."""
+    import importlib
+
+    from prunegrad_lite.benchmarks import executor as executor_module
+
+    roar_module = importlib.import_module("prunegrad_lite.benchmarks.roar")  # not the function
+    monkeypatch.setattr(_Recording, "closed", 0)
+    monkeypatch.setattr(executor_module, "make_executor", lambda *a, **k: _Recording())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("setup failed")
+
+    monkeypatch.setattr(roar_module, "setup_hash", broken)
+    gen = torch.Generator().manual_seed(0)
+    data = (torch.randn(8, 1, 8, 8, generator=gen), torch.randint(0, 2, (8,), generator=gen))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2)).eval()
+    with pytest.raises(RuntimeError, match="setup failed"):
+        roar_module.roar(model, data, data, ["gradient"], device="cpu", progress=False)
+    assert _Recording.closed == 1

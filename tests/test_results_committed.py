@@ -84,6 +84,12 @@ def test_the_readme_speed_paragraph_quotes_the_committed_bench_run():
         for run_cases in (cases, second_cases, older_cases):
             one, two = (t["ratio"] for t in run_cases[case]["timings"])
             assert f"{x(one)} / {x(two)}" in section, case
+    spread = max(
+        abs(a["ratio"] - b["ratio"])
+        for case in ("fashion", "vgg16", "resnet50")
+        for a, b in zip(cases[case]["timings"], second_cases[case]["timings"])
+    )
+    assert f"two idle runs differ by up to {spread:.1f}x" in section
     memory = [
         " / ".join(x(run_cases[c]["memory_ratio"]) for c in ("fashion", "vgg16", "resnet50"))
         for run_cases in (cases, second_cases)
@@ -102,3 +108,4 @@ def test_the_readme_speed_paragraph_quotes_the_committed_bench_run():
         gains = f"{f['batched_speedup']:.1f}x (the gradient {f['grad_batched_speedup']:.1f}x)"
         assert gains in section
     assert f"takes {fashion['batch1_ratio']:.1f}x the gradient's time" in section
+    assert fashion["batch1_ratio"] > fashion["timings"][1]["ratio"]  # "more than at batch 64"

@@ -187,12 +187,13 @@ def _check_logits(logits: object, batch: int | None = None) -> Tensor:
     return logits
 
 
-def resolve_target(target: TargetLike, logits: Tensor) -> Tensor:
+def resolve_target(target: TargetLike, logits: Tensor, batch: int | None = None) -> Tensor:
     """Turn ``target`` into a long tensor of shape (N,) on the logits' device.
 
-    ``None`` picks the predicted class (argmax of ``logits``, shape (N, K)).
+    ``None`` picks the predicted class (argmax of ``logits``, shape (N, K)). ``batch``: the
+    number of inputs the logits must have one row each for (checked when given).
     """
-    logits = _check_logits(logits)
+    logits = _check_logits(logits, batch)
     n, k = logits.shape[0], logits.shape[-1]
     if target is None:
         return logits.detach().argmax(dim=-1)
@@ -328,8 +329,8 @@ def input_gradient(
     with torch.enable_grad():
         x = inputs.detach().requires_grad_(True)
         # the model gets a non-leaf copy: a first in-place op (nn.ReLU(inplace=True)) is allowed
-        logits = _check_logits(model(x.clone()), x.shape[0])  # (N, K)
-        target = resolve_target(target, logits)
+        logits = model(x.clone())  # (N, K)
+        target = resolve_target(target, logits, x.shape[0])
         (grad,) = torch.autograd.grad(
             target_scores(logits, target).sum(), x, create_graph=create_graph
         )
@@ -371,8 +372,8 @@ class Attribution:
     def _predict(self, inputs: Tensor, target: TargetLike) -> tuple[Tensor, Tensor]:
         """Logits (N, K) of the unchanged model without gradient, and the resolved target (N,)."""
         with torch.no_grad():
-            logits = _check_logits(self.model(inputs), inputs.shape[0])
-        return logits, resolve_target(target, logits)
+            logits = self.model(inputs)
+        return logits, resolve_target(target, logits, inputs.shape[0])
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self._options().items())

@@ -29,7 +29,6 @@ from prunegrad_lite.attribution.activations import ActivationSite, intercept_act
 from prunegrad_lite.attribution.base import (
     Attribution,
     TargetLike,
-    _check_logits,
     resolve_target,
     target_scores,
 )
@@ -101,7 +100,7 @@ def gradcam(
                 f"Grad-CAM needs a 4-D feature map (N, K, h, w); the layer gives shape "
                 f"{tuple(feats.shape)}: pick a convolutional layer"
             )
-        target = resolve_target(target, _check_logits(logits, x.shape[0]))
+        target = resolve_target(target, logits, x.shape[0])
         (grads,) = torch.autograd.grad(target_scores(logits, target).sum(), feats)
     weights = grads.mean(dim=(2, 3), keepdim=True)  # (N, K, 1, 1)
     cam = F.relu((weights * feats.detach()).sum(dim=1, keepdim=True))  # (N, 1, h, w)

@@ -22,7 +22,6 @@ from prunegrad_lite.attribution.activations import ActivationSite, intercept_act
 from prunegrad_lite.attribution.base import (
     Attribution,
     TargetLike,
-    _check_logits,
     resolve_target,
     target_scores,
 )
@@ -60,7 +59,7 @@ def guided_backprop(model: nn.Module, inputs: Tensor, target: TargetLike) -> Ten
         x = inputs.detach().requires_grad_(True)
         with intercept_activations(model, _guide, names=False):
             logits = model(x)  # (N, K)
-        target = resolve_target(target, _check_logits(logits, x.shape[0]))
+        target = resolve_target(target, logits, x.shape[0])
         (grad,) = torch.autograd.grad(target_scores(logits, target).sum(), x)
     return grad
 

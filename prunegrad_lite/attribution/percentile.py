@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 import time
 from collections.abc import Sequence
 
@@ -47,15 +46,12 @@ __all__ = [
     "CLAMP_SAMPLE",
     "DIRECT_MAX",
     "SAMPLE_SIZE",
-    "SORT_MAX",
     "kth_pair",
     "percentile_threshold",
 ]
 
 #: Rows of up to this many values take the direct branch (one ``topk`` over the whole row).
 DIRECT_MAX = 1 << 17
-#: Rows of up to this many values may be sorted by NumPy instead (see :func:`_numpy_sorts`).
-SORT_MAX = 1 << 22
 #: Values per row in the sample that places the bracketed branch's bracket.
 SAMPLE_SIZE = 8192
 #: Values per row in the sample that places the floor of NumPy's clamped sort (:func:`_clamped`).
@@ -72,7 +68,8 @@ def _numpy_sort_is_faster() -> bool:
     """Whether NumPy sorts float32 rows faster than ``topk`` selects in them, on this machine.
 
     Measured once per process, on the first call (6.7 ms on a 2-core machine), on 8 rows of
-    16,384 score-like values (half of them 0), best of three each. Both ways are exact; only the speed depends on the answer.
+    16,384 score-like values (half of them 0), best of three each. Both ways are exact; only
+    the speed depends on the answer.
     """
     global _NUMPY_SORT
     if _NUMPY_SORT is None:
@@ -95,22 +92,16 @@ def _numpy_sort_is_faster() -> bool:
     return _NUMPY_SORT
 
 
-def _numpy_sorts(mat: Tensor) -> bool:
-    """Whether :func:`_pair_of_rows` sorts ``mat``'s rows with NumPy instead of ``topk``.
+def _numpy_sorts(parts: Sequence[Tensor]) -> bool:
+    """Whether these rows (or pieces of rows) are sorted by NumPy instead of selected by ``topk``.
 
     On x86 CPUs NumPy 2 sorts float32 rows with SIMD (x86-simd-sort, AVX2 or AVX-512): on a
     2-core AVX-512 machine 64 rows of 56,448 scores in 10 ms on one thread, where ``topk``'s
-    selection, which builds a (value, index) pair per element, takes 23 ms; 4 rows of 522,837
-    (the bracketed branch's candidates) 12 ms against 33 ms. Where NumPy's sort is not faster
-    (no SIMD sort for this CPU or NumPy), :func:`_numpy_sort_is_faster` says so and ``topk``
-    stays. Rows of more than :data:`SORT_MAX` values keep the selection, whose cost does not
-    grow with log C.
+    selection, which builds a (value, index) pair per element, takes 23 ms. So CPU float32
+    pieces that do not require grad are sorted where :func:`_numpy_sort_is_faster` says so (no
+    SIMD sort for this CPU or NumPy: ``topk`` stays); rows of at least :data:`CLAMP_MIN`
+    values by :func:`_clamped`, shorter ones whole by :func:`_pair_of_rows`.
     """
-    return mat.shape[1] <= SORT_MAX and _numpy_can_sort([mat])
-
-
-def _numpy_can_sort(parts: Sequence[Tensor]) -> bool:
-    """CPU float32 pieces that do not require grad, on a machine where NumPy sorts faster."""
     return (
         all(p.device.type == "cpu" and p.dtype == torch.float32 for p in parts)
         and not any(p.requires_grad for p in parts)
@@ -127,7 +118,7 @@ def _nan_error() -> ValueError:
 
 def _clamps(parts: Sequence[Tensor], m: int) -> bool:
     """Whether :func:`kth_pair` takes the clamped sort (:func:`_clamped`) for these rows."""
-    return m >= CLAMP_MIN and _numpy_can_sort(parts)
+    return m >= CLAMP_MIN and _numpy_sorts(parts)
 
 
 def _clamped(
@@ -170,7 +161,10 @@ def _clamped(
             )
             offset += p.shape[1]
         chunk = chunk.numpy()
-        _sort_rows(chunk)
+        # one thread: right after torch's parallel ops its idle OpenMP workers still spin on the
+        # other cores, and blocks sorted by Python threads measured slower (9.0 vs 8.0-8.4 ms for
+        # the shipped model's threshold step at 2 threads)
+        chunk.sort(axis=1)
         if np.isnan(chunk[:, -1]).any():
             raise _nan_error()
         v_r[i : i + k], v_r2[i : i + k] = chunk[:, r], chunk[:, r2]
@@ -183,35 +177,6 @@ def _clamped(
     return torch.from_numpy(v_r), torch.from_numpy(v_r2)
 
 
-def _sort_rows(rows: np.ndarray) -> None:
-    """Sort each row of a C-contiguous (N, C) array in place, on torch's number of threads.
-
-    NumPy's sort runs on one thread and releases the GIL: blocks of rows are sorted by
-    short-lived threads (no pool, which a forked process would inherit without its threads).
-    """
-    k = min(torch.get_num_threads(), rows.shape[0], max(1, rows.size >> 16))
-    if k <= 1:
-        rows.sort(axis=1)
-        return
-    blocks = np.array_split(rows, k)  # views of consecutive rows
-    errors: list[BaseException] = []
-
-    def sort(block: np.ndarray) -> None:
-        try:
-            block.sort(axis=1)
-        except BaseException as err:  # raised below, in the caller's thread
-            errors.append(err)
-
-    workers = [threading.Thread(target=sort, args=(b,)) for b in blocks[1:]]
-    for w in workers:
-        w.start()
-    sort(blocks[0])
-    for w in workers:
-        w.join()
-    if errors:
-        raise errors[0]
-
-
 def _pair_of_rows(mat: Tensor, j: int, owned: bool = False) -> tuple[Tensor, Tensor]:
     """Order statistics ``j`` and ``min(j + 1, C - 1)`` (0-based, ascending) of each row of (N, C).
 
@@ -222,11 +187,11 @@ def _pair_of_rows(mat: Tensor, j: int, owned: bool = False) -> tuple[Tensor, Ten
     """
     c = mat.shape[1]
     j2 = min(j + 1, c - 1)
-    if _numpy_sorts(mat):
+    if _numpy_sorts([mat]):
         rows = mat.contiguous().numpy()  # a strided mat is copied here: the copy is ours
         if not owned and mat.is_contiguous():
             rows = rows.copy()  # the caller's memory
-        _sort_rows(rows)
+        rows.sort(axis=1)
         return torch.from_numpy(rows[:, j].copy()), torch.from_numpy(rows[:, j2].copy())
     if j2 + 1 <= c - j:  # ranks 0 .. j2 are the smaller side
         side = mat.topk(j2 + 1, dim=1, largest=False, sorted=False).values  # (N, j2 + 1)

@@ -75,8 +75,8 @@ from prunegrad_lite.benchmarks.executor import (
     Cell,
     Executor,
     LocalExecutor,
+    executor_for,
     for_cells,
-    make_executor,
     raise_failures,
 )
 from prunegrad_lite.benchmarks.results import BenchmarkResult
@@ -212,127 +212,132 @@ def roar(
 
     setups: dict[str, str] = {}
     ranks_specs: dict[str, RanksSpec] = {}
-    # a Ray task asks for a GPU when the cells run on CUDA; Ray starts at its first cell
-    runner = make_executor(executor or "local", device=resolve_device(device))
-    local = isinstance(runner, LocalExecutor)  # cells in this process: its bars, its model
-    for label, method, target, which in rankings:
-        options = options_for(method_options, method)
-        extra = {"method": method, "class": _qualname(classes[method]), "options": options}
-        extra["seed"] = seed
-        if which != "predicted":
-            extra["target"] = which
-        setups[label] = setup_hash(model, all_x, train_y, test_y, extra=extra)
-        ranks_specs[label] = RanksSpec(label, classes[method], options, target,
-                                       None if cache is None else str(cache), setups[label],
-                                       config.batch_size, seed, progress and local, device)  # fmt: skip
+    # a Ray task asks for a GPU when the cells run on CUDA; Ray starts at its first cell. An
+    # executor made here is closed on leaving the block, also when anything in it raised.
+    with executor_for(executor, device=resolve_device(device)) as runner:
+        local = isinstance(runner, LocalExecutor)  # cells in this process: its bars, its model
+        for label, method, target, which in rankings:
+            options = options_for(method_options, method)
+            extra = {"method": method, "class": _qualname(classes[method]), "options": options}
+            extra["seed"] = seed
+            if which != "predicted":
+                extra["target"] = which
+            setups[label] = setup_hash(model, all_x, train_y, test_y, extra=extra)
+            ranks_specs[label] = RanksSpec(label, classes[method], options, target,
+                                           None if cache is None else str(cache), setups[label],
+                                           config.batch_size, seed, progress and local, device)  # fmt: skip
 
-    labels = [label for label, *_ in rankings]
-    base_setup = setup_hash(model, train_x, train_y, test_x, test_y, extra=BASELINE)
-    fit_index, val_index = validation_split(len(train_x), config.validation, seed)
-    data = RoarData(
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-        fill,
-        (fit_index, val_index) if config.validation > 0 else None,
-        network_fn(config, train_x.shape[1], config.recipe.num_classes, model_fn),
-        config.network if model_fn is None else "model_fn",
-        config.replacement,
-        seed,
-        device,
-        progress and local,  # a Ray worker's bars would only clutter its log
-    )
+        labels = [label for label, *_ in rankings]
+        base_setup = setup_hash(model, train_x, train_y, test_x, test_y, extra=BASELINE)
+        fit_index, val_index = validation_split(len(train_x), config.validation, seed)
+        data = RoarData(
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+            fill,
+            (fit_index, val_index) if config.validation > 0 else None,
+            network_fn(config, train_x.shape[1], config.recipe.num_classes, model_fn),
+            config.network if model_fn is None else "model_fn",
+            config.replacement,
+            seed,
+            device,
+            progress and local,  # a Ray worker's bars would only clutter its log
+        )
 
-    def spec(name: str, fraction: float, train_seed: int, variant: str) -> RoarCellSpec:
-        setup = base_setup if name == BASELINE else setups[name]
-        folder = name if variant == "roar" else f"{name}.{variant}"
-        path = None if cache is None else roar_cell_path(cache, setup, folder, fraction,
-                                                          train_seed, recipe)  # fmt: skip
-        recipe_cell = dataclasses.replace(config.recipe, seed=train_seed)
-        if variant == "longer":
-            recipe_cell.epochs *= config.longer_reference
-        where = None if path is None else str(path)
-        return RoarCellSpec(name, variant, fraction, train_seed, where, setup, recipe, recipe_cell)
-
-    # the references first, seed by seed: whether the recipe converges is known before any
-    # map is computed and before the grid runs
-    references = []
-    for s in config.seeds:
-        references += [spec(BASELINE, 0.0, s, "roar")] if config.baseline else []
-        references += [spec(BASELINE, 0.0, s, "longer")] if config.longer_reference else []
-    grid = [spec(m, f, s, "roar") for s in config.seeds for f in config.fractions for m in labels]
-    if config.mask_only:
-        grid += [
-            spec(m, f, s, "mask_only")
-            for s in config.seeds
-            for f in config.fractions
-            for m in labels
-            if m != "random"  # the random ranking's mask is independent of the image: chance
-        ]
-    maps_model = for_cells(runner, model)
-    records: dict[tuple[str, float, int, str], dict[str, Any]] = {}
-    bar = tqdm(total=len(references) + len(grid), desc="ROAR cells", disable=not progress)
-
-    def done(cell: Cell, returned: dict[str, Any]) -> None:
-        """A cell is done: its record is read back from the cache (the source of truth)."""
-        cell_spec: RoarCellSpec = cell.args[0]
-        record = cached_record(cell_spec)
-        if record is None:  # no cache folder, or the driver does not see the workers' one
-            record = returned
-        records[(cell_spec.name, cell_spec.fraction, cell_spec.seed, cell_spec.variant)] = record
-        bar.set_postfix(method=cell_spec.name, fraction=cell_spec.fraction, seed=cell_spec.seed)
-        bar.update(1)
-        if on_cell is not None:
-            on_cell(record)
-
-    def cells(specs: list[RoarCellSpec], ranks: dict[str, Tensor]) -> list[Cell]:
-        return [
-            Cell(
-                key=sp.path or f"{sp.name}/{sp.variant}/{sp.fraction}/{sp.seed}",
-                fn=roar_cell,
-                args=(sp,),
-                shared=(data, ranks.get(sp.name)),
-                label=f"ROAR {sp.name} {sp.variant} t={sp.fraction:g} seed {sp.seed}",
-                busy=_busy(sp.path),
-                locks=LOCK_KINDS,
+        def spec(name: str, fraction: float, train_seed: int, variant: str) -> RoarCellSpec:
+            setup = base_setup if name == BASELINE else setups[name]
+            folder = name if variant == "roar" else f"{name}.{variant}"
+            path = None if cache is None else roar_cell_path(cache, setup, folder, fraction,
+                                                              train_seed, recipe)  # fmt: skip
+            recipe_cell = dataclasses.replace(config.recipe, seed=train_seed)
+            if variant == "longer":
+                recipe_cell.epochs *= config.longer_reference
+            where = None if path is None else str(path)
+            return RoarCellSpec(
+                name, variant, fraction, train_seed, where, setup, recipe, recipe_cell
             )
-            for sp in specs
-        ]
 
-    try:
-        _, failures = runner.run(cells(references, {}), done)
-        if config.convergence_tolerance is not None and len(records) == len(references):
-            check_convergence(records, config)
-        # the maps of every ranking (one cell each; cached under cache_dir/maps), then the grid
-        shape = (len(all_x), all_x.shape[-2] * all_x.shape[-1])
-        needed = [ranks_specs[m] for m in dict.fromkeys(sp.name for sp in grid)]
-        ranks_cells = [
-            Cell(
-                key=str(r.path() or r.label),
-                fn=ranks_cell,
-                args=(r,),
-                shared=(maps_model, all_x),
-                label=f"maps {r.label}",
-                busy=_busy(r.path()),
-                locks=LOCK_KINDS,
-            )
-            for r in needed
+        # the references first, seed by seed: whether the recipe converges is known before any
+        # map is computed and before the grid runs
+        references = []
+        for s in config.seeds:
+            references += [spec(BASELINE, 0.0, s, "roar")] if config.baseline else []
+            references += [spec(BASELINE, 0.0, s, "longer")] if config.longer_reference else []
+        grid = [
+            spec(m, f, s, "roar") for s in config.seeds for f in config.fractions for m in labels
         ]
-        computed, failed = runner.run(ranks_cells)
-        failures += failed
-        ranks: dict[str, Tensor] = {}
-        for c in ranks_cells:
-            if c.key in computed:
-                r = c.args[0]
-                rank = cached_ranks(r, shape)
-                ranks[r.label] = computed[c.key] if rank is None else rank
-        _, failed = runner.run(cells([sp for sp in grid if sp.name in ranks], ranks), done)
-        failures += failed
-    finally:
-        bar.close()
-        if runner is not executor:
-            runner.close()  # the executor this call made (a Ray instance it started)
+        if config.mask_only:
+            grid += [
+                spec(m, f, s, "mask_only")
+                for s in config.seeds
+                for f in config.fractions
+                for m in labels
+                if m != "random"  # the random ranking's mask is independent of the image: chance
+            ]
+        maps_model = for_cells(runner, model)
+        records: dict[tuple[str, float, int, str], dict[str, Any]] = {}
+        bar = tqdm(total=len(references) + len(grid), desc="ROAR cells", disable=not progress)
+
+        def done(cell: Cell, returned: dict[str, Any]) -> None:
+            """A cell is done: its record is read back from the cache (the source of truth)."""
+            cell_spec: RoarCellSpec = cell.args[0]
+            record = cached_record(cell_spec)
+            if record is None:  # no cache folder, or the driver does not see the workers' one
+                record = returned
+            records[(cell_spec.name, cell_spec.fraction, cell_spec.seed, cell_spec.variant)] = (
+                record
+            )
+            bar.set_postfix(method=cell_spec.name, fraction=cell_spec.fraction, seed=cell_spec.seed)
+            bar.update(1)
+            if on_cell is not None:
+                on_cell(record)
+
+        def cells(specs: list[RoarCellSpec], ranks: dict[str, Tensor]) -> list[Cell]:
+            return [
+                Cell(
+                    key=sp.path or f"{sp.name}/{sp.variant}/{sp.fraction}/{sp.seed}",
+                    fn=roar_cell,
+                    args=(sp,),
+                    shared=(data, ranks.get(sp.name)),
+                    label=f"ROAR {sp.name} {sp.variant} t={sp.fraction:g} seed {sp.seed}",
+                    busy=_busy(sp.path),
+                    locks=LOCK_KINDS,
+                )
+                for sp in specs
+            ]
+
+        try:
+            _, failures = runner.run(cells(references, {}), done)
+            if config.convergence_tolerance is not None and len(records) == len(references):
+                check_convergence(records, config)
+            # the maps of every ranking (one cell each; cached under cache_dir/maps), then the grid
+            shape = (len(all_x), all_x.shape[-2] * all_x.shape[-1])
+            needed = [ranks_specs[m] for m in dict.fromkeys(sp.name for sp in grid)]
+            ranks_cells = [
+                Cell(
+                    key=str(r.path() or r.label),
+                    fn=ranks_cell,
+                    args=(r,),
+                    shared=(maps_model, all_x),
+                    label=f"maps {r.label}",
+                    busy=_busy(r.path()),
+                    locks=LOCK_KINDS,
+                )
+                for r in needed
+            ]
+            computed, failed = runner.run(ranks_cells)
+            failures += failed
+            ranks: dict[str, Tensor] = {}
+            for c in ranks_cells:
+                if c.key in computed:
+                    r = c.args[0]
+                    rank = cached_ranks(r, shape)
+                    ranks[r.label] = computed[c.key] if rank is None else rank
+            _, failed = runner.run(cells([sp for sp in grid if sp.name in ranks], ranks), done)
+            failures += failed
+        finally:
+            bar.close()
     raise_failures(failures)  # every failed cell with its error; the others are cached
     order = [(sp.name, sp.fraction, sp.seed, sp.variant) for sp in references + grid]
     records = {key: records[key] for key in order}  # the cells' order, not the finishing order
